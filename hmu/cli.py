@@ -1,0 +1,157 @@
+"""The `hmu` command line: serve, worker, generate, convert, unlearn, evaluate, train, data."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from hmu import __version__
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def default_model_path() -> Path:
+    """The shipped default model (MoMask-small)."""
+    from models.pipeline import default_model_dir
+
+    return default_model_dir()
+
+
+# ---------------------------------------------------------------------------------------------- generate
+def write_motions(motions: list, out: Path, features_out: Path | None = None) -> None:
+    """Write generated motions: `.npy` joints (T,22,3) or (K,T,22,3), or `.json` {"fps", "joints"}."""
+    from models.pipeline import FPS
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    suffix = out.suffix.lower()
+    if suffix == ".npy":
+        if len(motions) == 1:
+            np.save(out, motions[0].joints.astype(np.float32))
+        elif len({m.length for m in motions}) == 1:
+            np.save(out, np.stack([m.joints for m in motions]).astype(np.float32))
+        else:
+            raise ValueError("samples have different lengths: write .json, or pass --length")
+    elif suffix == ".json":
+        samples = [{"text": m.text, "length": m.length, "seed": m.seed, "joints": m.joints.round(5).tolist()}
+                   for m in motions]
+        payload = {"fps": FPS, **samples[0]} if len(samples) == 1 else {"fps": FPS, "samples": samples}
+        out.write_text(json.dumps(payload))
+    else:
+        raise ValueError(f"--out must end with .npy or .json, got {out.name}")
+    if features_out is not None:
+        features_out.parent.mkdir(parents=True, exist_ok=True)
+        if len(motions) == 1:
+            np.save(features_out, motions[0].features.astype(np.float32))
+        else:
+            np.save(features_out, np.stack([m.features for m in motions]).astype(np.float32))
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from models.pipeline import MotionPipeline
+
+    pipeline = MotionPipeline.from_pretrained(args.model or default_model_path(), clip_path=args.clip_path)
+    motions = pipeline.generate([args.text], lengths=[args.length], seed=args.seed, num_samples=args.num_samples)
+    write_motions(motions, Path(args.out), Path(args.features_out) if args.features_out else None)
+    for m in motions:
+        print(f"{args.out}: {m.length} frames ({m.length / 20:.1f} s) for {m.text!r}")
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from models.pipeline import MotionPipeline
+
+    pipeline = MotionPipeline.from_pretrained(args.source, clip_path=args.clip_path)
+    out = pipeline.save_pretrained(args.out)
+    print(f"wrote {pipeline.kind} model in the native format to {out}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- service
+def cmd_serve(args: argparse.Namespace) -> int:
+    from service.embedded import serve
+
+    serve(host=args.host, port=args.port)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from worker.app import run_worker
+
+    run_worker(queues=args.queues.split(","), concurrency=args.concurrency)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hmu", description="Human Motion Unlearning: generate, unlearn, evaluate.")
+    parser.add_argument("--version", action="version", version=f"hmu {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="text -> 3D motion")
+    gen.add_argument("--model", help="native checkpoint folder or official layout (default: shipped MoMask-small)")
+    gen.add_argument("--text", required=True)
+    gen.add_argument("--length", type=_positive_int, help="frames at 20 fps (4..196); default: estimated")
+    gen.add_argument("--seed", type=int)
+    gen.add_argument("--num-samples", type=_positive_int, default=1)
+    gen.add_argument("--out", required=True, help=".npy (joints T x 22 x 3, metres) or .json")
+    gen.add_argument("--features-out", help="also write the 263-dim features (.npy)")
+    gen.add_argument("--clip-path", help="CLIP ViT-B/32 weights folder (official checkpoints)")
+    gen.set_defaults(func=cmd_generate)
+
+    conv = sub.add_parser("convert", help="write any loadable model in the native format")
+    conv.add_argument("source")
+    conv.add_argument("--out", required=True)
+    conv.add_argument("--clip-path")
+    conv.set_defaults(func=cmd_convert)
+
+    serve = sub.add_parser("serve", help="run the service (embedded Redis + worker unless HMU_REDIS_URL is set)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=cmd_serve)
+
+    work = sub.add_parser("worker", help="run a Celery worker")
+    work.add_argument("--queues", default="generate,unlearn,evaluate")
+    work.add_argument("--concurrency", type=_positive_int, default=1)
+    work.set_defaults(func=cmd_worker)
+
+    for register in _optional_registrations():
+        register(sub)
+    return parser
+
+
+def _optional_registrations() -> list:
+    """Sub-commands contributed by the data, training, unlearning and evaluation packages."""
+    registrations = []
+    for module_name in ("models.data.cli", "models.train.cli", "models.unlearn.cli", "models.eval.cli"):
+        try:
+            module = __import__(module_name, fromlist=["register"])
+        except ModuleNotFoundError as error:
+            if error.name and module_name.startswith(error.name):
+                continue
+            raise
+        registrations.append(module.register)
+    return registrations
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (FileNotFoundError, ValueError, KeyError) as error:
+        print(f"hmu {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

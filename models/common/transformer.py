@@ -1,0 +1,73 @@
+"""The conditioned transformer backbone shared by MaskTransformer, ResidualTransformer and BAMM."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import TypeVar
+
+import torch
+from torch import nn
+
+from models.common.heads import InputProcess
+from models.common.masks import drop_cond
+from models.common.position import PositionalEncoding
+
+Fn = TypeVar("Fn", bound=Callable)
+
+
+def build_encoder(latent_dim: int, num_heads: int, ff_size: int, dropout: float,
+                  num_layers: int) -> nn.TransformerEncoder:
+    """nn.TransformerEncoder as in the official code: post-norm, GELU, sequence-first, no final norm."""
+    layer = nn.TransformerEncoderLayer(d_model=latent_dim, nhead=num_heads, dim_feedforward=ff_size,
+                                       dropout=dropout, activation="gelu")
+    return nn.TransformerEncoder(layer, num_layers=num_layers, enable_nested_tensor=False)
+
+
+def eval_mode(fn: Fn) -> Fn:
+    """Decorator: run a module method under torch.no_grad() in eval mode, restoring the mode afterwards."""
+
+    @functools.wraps(fn)
+    def wrapper(self: nn.Module, *args, **kwargs):
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                return fn(self, *args, **kwargs)
+        finally:
+            self.train(was_training)
+
+    return wrapper  # type: ignore[return-value]
+
+
+class CondTransformerBase(nn.Module):
+    """Owns the modules every text-conditioned token transformer has, with the official names:
+    `input_process` (Linear in_dim -> latent), `position_enc` (pe buffer (5000, 1, latent)),
+    `seqTransEncoder` and `cond_emb` (Linear cond_dim -> latent).
+
+    Subclasses add their token embedding and output head and define the sequence layout.
+    """
+
+    def __init__(self, in_dim: int, latent_dim: int, ff_size: int, num_layers: int, num_heads: int,
+                 dropout: float, cond_dim: int, cond_drop_prob: float):
+        super().__init__()
+        if latent_dim % num_heads:
+            raise ValueError(f"latent_dim {latent_dim} is not divisible by num_heads {num_heads}")
+        self.cond_drop_prob = cond_drop_prob
+        self.input_process = InputProcess(in_dim, latent_dim)
+        self.position_enc = PositionalEncoding(latent_dim, dropout)
+        self.seqTransEncoder = build_encoder(latent_dim, num_heads, ff_size, dropout, num_layers)
+        self.cond_emb = nn.Linear(cond_dim, latent_dim)
+
+    def check_cond(self, cond: torch.Tensor) -> None:
+        """Raise a ValueError unless cond is (B, cond_dim) floating point."""
+        want = self.cond_emb.in_features
+        if cond.dim() != 2 or cond.shape[1] != want or not cond.is_floating_point():
+            raise ValueError(f"cond must be a float tensor of shape (B, {want}), got {tuple(cond.shape)} "
+                             f"{cond.dtype}")
+
+    def cond_token(self, cond: torch.Tensor, force_mask: bool = False,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+        """(B, cond_dim) -> (1, B, latent) condition token; dropped per cond_drop_prob in training."""
+        cond = drop_cond(cond, self.cond_drop_prob, force_mask, self.training, generator)
+        return self.cond_emb(cond).unsqueeze(0)

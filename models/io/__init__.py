@@ -1,0 +1,1 @@
+"""Checkpoint I/O: the official MoMask/BAMM layout and our native format."""

@@ -1,0 +1,46 @@
+"""Configuration of the MoMask transformers (official HumanML3D values as defaults)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+
+@dataclass
+class TransformerConfig:
+    code_dim: int = 512           # RVQ code size (token embedding width)
+    latent_dim: int = 384
+    ff_size: int = 1024
+    num_layers: int = 8
+    num_heads: int = 6
+    dropout: float = 0.2
+    cond_dim: int = 512           # text feature size (512 CLIP; 384 for our MiniLM models)
+    cond_drop_prob: float = 0.1   # released residual model: 0.2
+    num_tokens: int = 512         # codes per RVQ layer (= VQConfig.nb_code)
+    num_quantizers: int = 6       # RVQ layers (= VQConfig.num_quantizers)
+    share_weight: bool = True     # residual model only
+    shared_codebook: bool = False  # residual model only (= VQConfig.shared_codebook)
+
+    def __post_init__(self) -> None:
+        for name in ("code_dim", "latent_dim", "ff_size", "num_layers", "num_heads", "cond_dim", "num_tokens"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"TransformerConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.latent_dim % self.num_heads:
+            raise ValueError(f"latent_dim {self.latent_dim} is not divisible by num_heads {self.num_heads}")
+        if self.num_quantizers < 2:
+            raise ValueError(f"num_quantizers must be >= 2, got {self.num_quantizers}")
+        for name in ("dropout", "cond_drop_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"TransformerConfig.{name} must be in [0, 1], got {getattr(self, name)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TransformerConfig:
+        """Build from a dict; unknown keys raise a ValueError."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown TransformerConfig keys: {unknown}")
+        return cls(**d)
