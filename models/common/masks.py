@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from models.common.sampling import Generators, uniform
+
 
 def lengths_to_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
     """(B,) lengths -> (B, max_len) bool, True at valid positions (i < length)."""
@@ -26,7 +28,7 @@ def check_token_lens(token_lens: torch.Tensor, batch_size: int, max_len: int | N
 
 
 def drop_cond(cond: torch.Tensor, prob: float, force: bool = False, training: bool = False,
-              generator: torch.Generator | None = None) -> torch.Tensor:
+              generator: Generators = None) -> torch.Tensor:
     """Zero the condition vectors: all of them if `force`, else (training only) each with probability `prob`.
 
     A zero condition is the unconditional branch of classifier-free guidance.
@@ -34,6 +36,6 @@ def drop_cond(cond: torch.Tensor, prob: float, force: bool = False, training: bo
     if force:
         return torch.zeros_like(cond)
     if training and prob > 0.0:
-        keep = torch.rand(cond.shape[0], generator=generator, device=cond.device) >= prob  # (B,)
+        keep = uniform((cond.shape[0],), generator, cond.device) >= prob  # (B,)
         return cond * keep.unsqueeze(-1).to(cond.dtype)
     return cond

@@ -3,15 +3,42 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 
+Generators = torch.Generator | Sequence[torch.Generator] | None
 
-def uniform(shape: tuple[int, ...], generator: torch.Generator | None = None,
-            device: torch.device | str | None = None) -> torch.Tensor:
-    """U(0, 1) samples of `shape` (float32) drawn from `generator`."""
-    return torch.rand(shape, generator=generator, device=device)
+
+def _draw(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device | str | None
+          ) -> torch.Tensor:
+    """torch.rand on the generator's own device (e.g. a CPU generator for a CUDA model), then moved."""
+    if generator is None:
+        return torch.rand(shape, device=device)
+    return torch.rand(shape, generator=generator, device=generator.device).to(device)
+
+
+def uniform(shape: tuple[int, ...], generator: Generators = None, device: torch.device | str | None = None,
+            lengths: torch.Tensor | None = None) -> torch.Tensor:
+    """U(0, 1) float32 samples of `shape` = (B, ...).
+
+    `generator` is None (global RNG), one torch.Generator, or one generator per batch row. With per-row
+    generators, row b is drawn from generators[b] only, and if `lengths` (B,) is given only the first
+    lengths[b] entries along dim 1 are drawn (the rest are 0): a row's draws then do not depend on its
+    batch neighbours or on the padded length.
+    """
+    if generator is None or isinstance(generator, torch.Generator):
+        return _draw(shape, generator, device)
+    if len(generator) != shape[0]:
+        raise ValueError(f"got {len(generator)} generators for a batch of {shape[0]}")
+    if lengths is None:
+        return torch.stack([_draw(shape[1:], g, device) for g in generator])
+    out = torch.zeros(shape, device=device)
+    for b, g in enumerate(generator):
+        n = int(lengths[b])
+        out[b, :n] = _draw((n, *shape[2:]), g, device)
+    return out
 
 
 def top_k_filter(logits: torch.Tensor, thres: float = 0.9, dim: int = -1) -> torch.Tensor:
@@ -23,26 +50,32 @@ def top_k_filter(logits: torch.Tensor, thres: float = 0.9, dim: int = -1) -> tor
     return torch.full_like(logits, float("-inf")).scatter(dim, indices, values)
 
 
-def gumbel_noise(like: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Standard Gumbel noise with the shape/dtype/device of `like`: -log(-log(u)), logs clamped at 1e-20."""
-    u = torch.rand(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+def gumbel_noise(like: torch.Tensor, generator: Generators = None,
+                 lengths: torch.Tensor | None = None) -> torch.Tensor:
+    """Standard Gumbel noise shaped like `like` (B, ..., K): -log(-log(u)), both logs clamped at 1e-20."""
+    u = uniform(tuple(like.shape), generator, like.device, lengths).to(like.dtype)
     return -torch.log((-torch.log(u.clamp(min=1e-20))).clamp(min=1e-20))
 
 
-def gumbel_sample(logits: torch.Tensor, temperature: float = 1.0,
-                  generator: torch.Generator | None = None, dim: int = -1) -> torch.Tensor:
-    """Gumbel-max sampling: argmax(logits / max(temperature, 1e-10) + Gumbel noise)."""
-    return (logits / max(temperature, 1e-10) + gumbel_noise(logits, generator)).argmax(dim=dim)
+def gumbel_sample(logits: torch.Tensor, temperature: float = 1.0, generator: Generators = None,
+                  lengths: torch.Tensor | None = None) -> torch.Tensor:
+    """Gumbel-max sampling over the last dim: argmax(logits / max(temperature, 1e-10) + Gumbel noise)."""
+    return (logits / max(temperature, 1e-10) + gumbel_noise(logits, generator, lengths)).argmax(dim=-1)
 
 
-def categorical_sample(logits: torch.Tensor, temperature: float = 1.0,
-                       generator: torch.Generator | None = None) -> torch.Tensor:
-    """Sample from softmax(logits / temperature) over the last dim: (..., K) -> (...) int64."""
+def categorical_sample(logits: torch.Tensor, temperature: float = 1.0, generator: Generators = None,
+                       lengths: torch.Tensor | None = None) -> torch.Tensor:
+    """Sample from softmax(logits / temperature) over the last dim: (B, ..., K) -> (B, ...) int64.
+
+    Inverse-CDF sampling with one uniform per sampled position (see `uniform` for generators/lengths).
+    """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0 for categorical sampling, got {temperature}")
-    probs = F.softmax(logits / temperature, dim=-1)
-    flat = probs.reshape(-1, probs.shape[-1])
-    return torch.multinomial(flat, 1, generator=generator).view(probs.shape[:-1])
+    cdf = F.softmax(logits / temperature, dim=-1).cumsum(dim=-1)
+    u = uniform(tuple(logits.shape[:-1]), generator, logits.device, lengths)
+    threshold = (u.to(cdf.dtype) * cdf[..., -1]).unsqueeze(-1)
+    ids = torch.searchsorted(cdf, threshold, right=True).squeeze(-1)
+    return ids.clamp(max=logits.shape[-1] - 1)
 
 
 def cfg_combine(cond_logits: torch.Tensor, uncond_logits: torch.Tensor, scale: float) -> torch.Tensor:

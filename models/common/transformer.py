@@ -12,6 +12,7 @@ from torch import nn
 from models.common.heads import InputProcess
 from models.common.masks import drop_cond
 from models.common.position import PositionalEncoding
+from models.common.sampling import Generators
 
 Fn = TypeVar("Fn", bound=Callable)
 
@@ -67,7 +68,18 @@ class CondTransformerBase(nn.Module):
                              f"{cond.dtype}")
 
     def cond_token(self, cond: torch.Tensor, force_mask: bool = False,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
+                   generator: Generators = None) -> torch.Tensor:
         """(B, cond_dim) -> (1, B, latent) condition token; dropped per cond_drop_prob in training."""
         cond = drop_cond(cond, self.cond_drop_prob, force_mask, self.training, generator)
         return self.cond_emb(cond).unsqueeze(0)
+
+
+def init_weights(module: nn.Module) -> None:
+    """Official initialisation: Linear/Embedding weights N(0, 0.02), Linear biases 0, LayerNorm (1, 0)."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        module.weight.data.normal_(mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            module.bias.data.zero_()
+    elif isinstance(module, nn.LayerNorm):
+        module.bias.data.zero_()
+        module.weight.data.fill_(1.0)

@@ -101,7 +101,11 @@ def parse_bvh(text: str) -> BVH:
                 n = int(take_float())
                 joint.channels = [take() for _ in range(n)]
                 for ch in joint.channels:
-                    if len(ch) != 9 or ch[0].upper() not in _AXES or ch[1:].lower() not in ("position", "rotation"):
+                    if (
+                        len(ch) != 9
+                        or ch[0].upper() not in _AXES
+                        or ch[1:].lower() not in ("position", "rotation")
+                    ):
                         raise ValueError(f"BVH: unknown channel {ch!r} in joint {name!r}")
             joints.append(joint)
             stack.append(len(joints) - 1)

@@ -43,7 +43,9 @@ def synth_collar(spine3: np.ndarray, neck: np.ndarray, shoulder: np.ndarray) -> 
     return _lerp(base, shoulder, 0.45)
 
 
-def synth_foot(ankle: np.ndarray, knee: np.ndarray, left_hip: np.ndarray, right_hip: np.ndarray) -> np.ndarray:
+def synth_foot(
+    ankle: np.ndarray, knee: np.ndarray, left_hip: np.ndarray, right_hip: np.ndarray
+) -> np.ndarray:
     """Ball of the foot from the shin and the pelvis' left->right axis (no toe data in the source).
 
     The foot is taken perpendicular to the shin in the leg's sagittal plane (a neutral ankle):
@@ -188,7 +190,9 @@ SOURCE_SKELETONS = {
 }  # fmt: skip
 
 
-def map_to_smpl(joints: np.ndarray, source: str, joint_names: tuple[str, ...] | list[str] | None = None) -> np.ndarray:
+def map_to_smpl(
+    joints: np.ndarray, source: str, joint_names: tuple[str, ...] | list[str] | None = None
+) -> np.ndarray:
     """Source joints (T, J, 3), Y up, metres -> SMPL / HumanML3D 22-joint positions (T, 22, 3) float32.
 
     `joint_names`, when given (e.g. from the npz file), must equal the source's expected names.
@@ -198,7 +202,11 @@ def map_to_smpl(joints: np.ndarray, source: str, joint_names: tuple[str, ...] | 
     sk = SOURCE_SKELETONS[source]
     joints = np.asarray(joints, dtype=np.float64)
     if joints.ndim != 3 or joints.shape[1:] != (len(sk.joint_names), 3):
-        raise ValueError(f"{source}: joints must have shape (T, {len(sk.joint_names)}, 3), got {joints.shape}")
+        raise ValueError(
+            f"{source}: joints must have shape (T, {len(sk.joint_names)}, 3), got {joints.shape}"
+        )
     if joint_names is not None and tuple(str(n) for n in joint_names) != sk.joint_names:
-        raise ValueError(f"{source}: joint names {list(joint_names)} differ from the expected {list(sk.joint_names)}")
+        raise ValueError(
+            f"{source}: joint names {list(joint_names)} differ from the expected {list(sk.joint_names)}"
+        )
     return sk.to_smpl(joints)

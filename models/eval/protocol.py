@@ -31,7 +31,9 @@ class Evaluator(Protocol):
 def check_motion_batch(motions: torch.Tensor, m_lens, dim_pose: int, unit_length: int) -> torch.Tensor:
     """Validate (B, T, dim_pose) motions and lengths; return m_lens as a CPU int64 tensor."""
     if not isinstance(motions, torch.Tensor) or motions.ndim != 3:
-        raise ValueError(f"motions must be a (B, T, {dim_pose}) tensor, got {getattr(motions, 'shape', motions)}")
+        raise ValueError(
+            f"motions must be a (B, T, {dim_pose}) tensor, got {getattr(motions, 'shape', motions)}"
+        )
     b, t, d = motions.shape
     if d != dim_pose:
         raise ValueError(f"motions have {d} features, the evaluator expects {dim_pose}")

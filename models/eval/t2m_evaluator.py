@@ -18,6 +18,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from models.eval.protocol import check_motion_batch
 from models.eval.word_vectorizer import WordVectorizer
+from models.io.tensors import load_state_dict_strict, load_tar
 
 CHECKPOINT_SUBPATH = Path("text_mot_match") / "model" / "finest.tar"
 MODULE_NAMES = ("movement_encoder", "motion_encoder", "text_encoder")
@@ -122,7 +123,9 @@ class TextEncoderBiGRUCo(BiGRUCo):
         self.pos_emb = nn.Linear(pos_size, word_size)
         init_weights(self.pos_emb)
 
-    def forward(self, word_embs: torch.Tensor, pos_ohot: torch.Tensor, sent_len: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, word_embs: torch.Tensor, pos_ohot: torch.Tensor, sent_len: torch.Tensor
+    ) -> torch.Tensor:
         """word_embs (B, L, 300) + pos_emb(pos_ohot (B, L, 15)), sent_len (B,) -> (B, output)."""
         return self.encode(word_embs + self.pos_emb(pos_ohot), sent_len)
 
@@ -139,7 +142,9 @@ class T2MEvaluator(nn.Module):
         super().__init__()
         self.cfg = cfg = cfg or T2MEvaluatorConfig()
         if vectorizer is not None and vectorizer.dim_word != cfg.dim_word:
-            raise ValueError(f"word vectors have {vectorizer.dim_word} dims, the evaluator expects {cfg.dim_word}")
+            raise ValueError(
+                f"word vectors have {vectorizer.dim_word} dims, the evaluator expects {cfg.dim_word}"
+            )
         self.vectorizer = vectorizer
         self.movement_encoder = MovementConvEncoder(
             cfg.dim_pose - cfg.n_contacts, cfg.dim_movement_enc_hidden, cfg.dim_movement_latent
@@ -181,7 +186,11 @@ class T2MEvaluator(nn.Module):
         w = torch.as_tensor(word_embs).to(self.device, torch.float32)
         p = torch.as_tensor(pos_ohot).to(self.device, torch.float32)
         n = torch.as_tensor(sent_len).to("cpu", torch.int64).reshape(-1)
-        if w.ndim != 3 or w.shape[-1] != self.cfg.dim_word or p.shape != (*w.shape[:2], self.cfg.dim_pos_ohot):
+        if (
+            w.ndim != 3
+            or w.shape[-1] != self.cfg.dim_word
+            or p.shape != (*w.shape[:2], self.cfg.dim_pos_ohot)
+        ):
             raise ValueError(f"bad text inputs: word_embs {tuple(w.shape)}, pos_ohot {tuple(p.shape)}")
         if n.shape[0] != w.shape[0] or (n < 1).any() or (n > w.shape[1]).any():
             raise ValueError(f"sent_len must hold {w.shape[0]} values in [1, {w.shape[1]}], got {n.tolist()}")
@@ -225,25 +234,6 @@ class T2MEvaluator(nn.Module):
         return self.encode_motion(motions, m_lens)
 
 
-def load_state_dict_exact(module: nn.Module, state: dict, name: str) -> None:
-    """Load `state` into `module` strictly; a missing, unexpected or mis-shaped key raises a
-    ValueError naming every offending key (prefixed with `name`)."""
-    if not isinstance(state, dict):
-        raise ValueError(f"{name}: expected a state_dict, got {type(state).__name__}")
-    expected = module.state_dict()
-    problems = [f"missing key {name}.{k} {tuple(v.shape)}" for k, v in expected.items() if k not in state]
-    problems += [f"unexpected key {name}.{k}" for k in state if k not in expected]
-    for k, v in state.items():
-        if k in expected:
-            if not isinstance(v, torch.Tensor):
-                problems.append(f"key {name}.{k} is a {type(v).__name__}, not a tensor")
-            elif v.shape != expected[k].shape:
-                problems.append(f"mis-shaped key {name}.{k}: expected {tuple(expected[k].shape)}, got {tuple(v.shape)}")
-    if problems:
-        raise ValueError("evaluator checkpoint does not match the official layout: " + "; ".join(problems))
-    module.load_state_dict(state, strict=True)
-
-
 def load_official_evaluator(
     root: str | Path,
     dataset: str = "t2m",
@@ -251,13 +241,14 @@ def load_official_evaluator(
     device: str | torch.device = "cpu",
 ) -> T2MEvaluator:
     """Load `<root>/text_mot_match/model/finest.tar` (root = `checkpoints/<dataset>`, or the .tar
-    itself) with torch.load(weights_only=True) and strict key/shape checks. With `glove_dir`, the
+    itself) with torch.load(weights_only=True) and strict key/shape checks (a missing, unexpected or
+    mis-shaped key raises a ValueError naming the entry and the key). With `glove_dir`, the
     GloVe WordVectorizer (`our_vab_*`) is attached for `text_embeddings`. Returns the model in eval mode."""
     root = Path(root)
     path = root if root.is_file() else root / CHECKPOINT_SUBPATH
     if not path.is_file():
         raise FileNotFoundError(f"official evaluator checkpoint not found: {path}")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt = load_tar(path)
     if not isinstance(ckpt, dict):
         raise ValueError(f"{path}: expected a dict checkpoint, got {type(ckpt).__name__}")
     missing = [k for k in MODULE_NAMES if k not in ckpt]
@@ -266,6 +257,8 @@ def load_official_evaluator(
     vectorizer = WordVectorizer.from_dir(glove_dir) if glove_dir is not None else None
     model = T2MEvaluator(T2MEvaluatorConfig.for_dataset(dataset), vectorizer)
     for name in MODULE_NAMES:
-        load_state_dict_exact(getattr(model, name), ckpt[name], name)
+        if not isinstance(ckpt[name], dict):
+            raise ValueError(f"{path}: entry {name!r} is a {type(ckpt[name]).__name__}, not a state_dict")
+        load_state_dict_strict(getattr(model, name), ckpt[name], f"{path} [{name}]")
     model.epoch = ckpt.get("epoch")
     return model.to(device).eval()

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from models.eval.plain_pickle import load_plain_pickle
+from models.io.tensors import load_npy
 
 POS_ENUMERATOR = {
     "VERB": 0, "NOUN": 1, "DET": 2, "ADP": 3, "NUM": 4, "AUX": 5, "PRON": 6, "ADJ": 7, "ADV": 8,
@@ -84,7 +85,7 @@ class WordVectorizer:
         for p in paths:
             if not p.is_file():
                 raise FileNotFoundError(f"GloVe file not found: {p}")
-        vectors = np.load(paths[0], allow_pickle=False)
+        vectors = load_npy(paths[0])  # np.load(allow_pickle=False), numeric and finite
         return cls(vectors, load_plain_pickle(paths[1]), load_plain_pickle(paths[2]))
 
     def __len__(self) -> int:

@@ -22,7 +22,8 @@ class TransformerConfig:
     shared_codebook: bool = False  # residual model only (= VQConfig.shared_codebook)
 
     def __post_init__(self) -> None:
-        for name in ("code_dim", "latent_dim", "ff_size", "num_layers", "num_heads", "cond_dim", "num_tokens"):
+        positive = ("code_dim", "latent_dim", "ff_size", "num_layers", "num_heads", "cond_dim", "num_tokens")
+        for name in positive:
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"TransformerConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.latent_dim % self.num_heads:

@@ -30,6 +30,14 @@ def sqrt(x: Array) -> Array:
     return torch.sqrt(x) if is_torch(x) else np.sqrt(x)
 
 
+def cos(x: Array) -> Array:
+    return torch.cos(x) if is_torch(x) else np.cos(x)
+
+
+def sin(x: Array) -> Array:
+    return torch.sin(x) if is_torch(x) else np.sin(x)
+
+
 def broadcast(*xs: Array) -> list[Array]:
     """Broadcast arrays of the same kind against each other (numpy arrays or torch tensors)."""
     return list(torch.broadcast_tensors(*xs)) if is_torch(xs[0]) else list(np.broadcast_arrays(*xs))

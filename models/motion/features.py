@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from models.motion._array import Array, cat, is_torch, stack, zeros_like
+from models.motion._array import Array, cat, cos, sin, stack, zeros_like
 from models.motion.quaternion import (
     IDENTITY,
     cross,
@@ -64,7 +64,8 @@ def _check_positions(positions: np.ndarray, skeleton: Skeleton, min_frames: int 
     p = np.asarray(positions)
     j = skeleton.num_joints
     if p.ndim != 3 or p.shape[1:] != (j, 3):
-        raise ValueError(f"positions must have shape (N, {j}, 3) for skeleton {skeleton.name!r}, got {p.shape}")
+        raise ValueError(f"positions must have shape (N, {j}, 3) for skeleton {skeleton.name!r}, "
+                         f"got {p.shape}")
     if p.shape[0] < min_frames:
         raise ValueError(f"positions need at least {min_frames} frames, got {p.shape[0]}")
     if not np.isfinite(p).all():
@@ -184,7 +185,7 @@ def joints_to_features(positions: np.ndarray, dataset: str | Skeleton = "t2m",
     Quirk (official, kept by default): the root quaternions are not made sign-continuous, so at a frame
     where the smoothed heading crosses ±180° (relative to frame 0) channel 0 gets the wrong sign and
     the recovered trajectory turns by ~4·|channel 0| the wrong way from there on. The real
-    new_joint_vecs/000612.npy shows it at frame 141. fix_heading_wrap=True applies the sign continuity
+    new_joint_vecs/000612.npy shows it at frame 142. fix_heading_wrap=True applies the sign continuity
     fix (`qfix`) to the root quaternions so that `features_to_joints` inverts this function exactly.
     """
     sk = get_skeleton(dataset)
@@ -204,7 +205,7 @@ def joints_to_features(positions: np.ndarray, dataset: str | Skeleton = "t2m",
     # 5. contacts from the global positions
     feet_l = foot_contacts(p, sk.feet_left, thr)
     feet_r = foot_contacts(p, sk.feet_right, thr)
-    # 6. rotations (cont6d and rotations are sign-invariant; only channel 0 sees the qfix)
+    # 6. rotations (only channel 0 depends on quaternion signs, hence on the optional qfix)
     quats = inverse_kinematics(p, sk, smooth_forward=True)
     if fix_heading_wrap:
         quats = qfix(quats)
@@ -257,8 +258,7 @@ def recover_root(features: Array) -> tuple[Array, Array]:
     zero = zeros_like(f[..., :1, 0])  # (..., 1)
     theta = cat([zero, f[..., :-1, 0]], -1).cumsum(-1)  # (..., T)
     zeros_t = zeros_like(theta)
-    lib = __import__("torch") if is_torch(f) else np
-    r_quat = stack([lib.cos(theta), zeros_t, lib.sin(theta), zeros_t], -1)  # (..., T, 4)
+    r_quat = stack([cos(theta), zeros_t, sin(theta), zeros_t], -1)  # (..., T, 4)
     vel = cat([zeros_like(f[..., :1, 1:3]), f[..., :-1, 1:3]], -2)  # (..., T, 2) = (vx, vz) of frame t-1
     step = stack([vel[..., 0], zeros_t, vel[..., 1]], -1)
     step = qrot(qinv(r_quat), step)

@@ -34,9 +34,11 @@ class VQConfig:
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"VQConfig.activation must be one of {ACTIVATIONS}, got {self.activation!r}")
         if self.stride_t != 2:
-            raise ValueError(f"only stride_t=2 is supported (the decoder up-samples by 2), got {self.stride_t}")
+            raise ValueError(f"only stride_t=2 is supported (the decoder up-samples by 2), "
+                             f"got {self.stride_t}")
         if self.code_dim != self.output_emb_width:
-            raise ValueError(f"code_dim ({self.code_dim}) must equal output_emb_width ({self.output_emb_width})")
+            raise ValueError(f"code_dim ({self.code_dim}) must equal output_emb_width "
+                             f"({self.output_emb_width})")
         for name in ("dim_pose", "nb_code", "code_dim", "down_t", "stride_t", "width", "depth",
                      "dilation_growth_rate", "num_quantizers"):
             if int(getattr(self, name)) < 1:

@@ -116,7 +116,8 @@ class ResidualVQ(nn.Module):
             layer = QuantizeEMAReset(nb_code, code_dim, mu)
             self.layers = nn.ModuleList([layer] * num_quantizers)
         else:
-            self.layers = nn.ModuleList([QuantizeEMAReset(nb_code, code_dim, mu) for _ in range(num_quantizers)])
+            self.layers = nn.ModuleList(
+                [QuantizeEMAReset(nb_code, code_dim, mu) for _ in range(num_quantizers)])
         self.num_quantizers = num_quantizers
         self.quantize_dropout_prob = quantize_dropout_prob
 

@@ -1,0 +1,70 @@
+"""One settings object for the gateway, the workers and the CLI (environment variables `HMU_*`)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Scope = Literal["generate", "evaluate", "admin"]
+SCOPES: tuple[Scope, ...] = ("generate", "evaluate", "admin")
+QUEUES: tuple[str, ...] = ("generate", "unlearn", "evaluate")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class Settings(BaseSettings):
+    """Service configuration. Every field can be set as `HMU_<FIELD>` (e.g. `HMU_REDIS_URL`).
+
+    `api_keys` is JSON: `HMU_API_KEYS='{"secret-1": ["generate"], "secret-2": ["admin"]}'`.
+    No keys configured means open local mode (every endpoint is unauthenticated).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="HMU_", extra="ignore")
+
+    # Where things live
+    redis_url: str | None = Field(None, description="redis://host:port/db or unix:///path.sock; None = embedded")
+    models_dir: Path = Field(Path("artifacts/models"), description="registered (e.g. unlearned) models, writable")
+    weights_dir: Path = Field(REPO_ROOT / "weights", description="shipped models, read-only")
+    datasets_dir: Path = Field(Path("artifacts/datasets"), description="named evaluation sets: <name>/{forget,retain}")
+    artifacts_dir: Path = Field(Path("artifacts/jobs"), description="large job results and uploads (shared volume)")
+    data_dir: Path = Field(Path("artifacts/local"), description="embedded Redis database (hmu serve without Redis)")
+    default_model: str = "momask-small"
+    device: str = "cpu"
+
+    # Auth
+    api_keys: dict[str, list[Scope]] = Field(default_factory=dict)
+
+    # Jobs
+    job_ttl_s: int = Field(7 * 24 * 3600, ge=60)
+    result_inline_max_bytes: int = Field(2_000_000, ge=1024, description="larger results go to artifacts_dir")
+    job_max_attempts: int = Field(3, ge=1, le=20, description="deliveries before a job fails as worker-lost")
+    heartbeat_interval_s: float = Field(5.0, gt=0)
+    job_stale_after_s: float = Field(30.0, gt=0, description="no heartbeat for this long = worker presumed dead")
+    visibility_timeout_s: int = Field(300, ge=10, description="unacked messages are redelivered after this")
+    retry_after_s: int = Field(5, ge=1, description="Retry-After sent with 503 when Redis is unreachable")
+
+    # Workers
+    worker_concurrency: int = Field(4, ge=1, le=64)
+    batch_window_ms: float = Field(10.0, ge=0, le=1000, description="wait this long to gather a generate batch")
+    batch_max_size: int = Field(32, ge=1, le=512, description="most motions generated in one call")
+    model_cache_size: int = Field(2, ge=1, le=16)
+
+    # Uploads (evaluation sets)
+    upload_max_bytes: int = Field(64 * 2**20, ge=1024)
+    upload_max_files: int = Field(20_000, ge=2)
+    upload_max_unpacked_bytes: int = Field(512 * 2**20, ge=1024)
+    upload_max_frames: int = Field(2_000, ge=1)
+
+    @property
+    def open_mode(self) -> bool:
+        """True when no API key is configured (local use: nothing is authenticated)."""
+        return not self.api_keys
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,229 @@
+"""BAMM base-layer transformer: bidirectional autoregressive generation of RVQ layer-0 tokens.
+
+Facts from bamm-differences.md. Vocabulary: codes 0..K-1, end_id = K, pad_id = K+1, mask_id = K+2
+(mask_id has an embedding row but is never used). The head predicts K+1 classes (codes + end).
+Sequence (sequence-first): [cond_emb(text) ; poseEmbedding(token_emb(ids))] + PE over all L+1
+positions; no key-padding mask, only the causal/condition attention mask of `models.bamm.attention`.
+The distribution of token k is read at sequence position k (the text token acts as BOS).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.bamm.attention import attention_allowed, blocked_per_head, condition_positions
+from models.bamm.sampling import Generators, check_generators, rand_rows, sample_rows
+from models.common import (
+    CondTransformerBase,
+    OutputProcess,
+    cfg_combine,
+    check_token_lens,
+    eval_mode,
+    init_weights,
+    lengths_to_mask,
+    lowest_k_mask,
+    num_masked,
+    uniform,
+)
+from models.momask.config import TransformerConfig
+
+MAX_TOKENS = 49  # 196 frames // 4: BAMM always decodes 49 token slots (+ one spare slot for the end token)
+
+
+class BAMMTransformer(CondTransformerBase):
+    """BAMM's MaskTransformer (`trans = official`): same modules and key names as MoMask's, with
+    token_emb (K+3, code_dim) and output_process.poseFinal (K+1 classes)."""
+
+    def __init__(self, cfg: TransformerConfig | None = None):
+        cfg = cfg or TransformerConfig()
+        super().__init__(cfg.code_dim, cfg.latent_dim, cfg.ff_size, cfg.num_layers, cfg.num_heads,
+                         cfg.dropout, cfg.cond_dim, cfg.cond_drop_prob)
+        self.cfg = cfg
+        self.num_tokens = cfg.num_tokens
+        self.end_id = cfg.num_tokens
+        self.pad_id = cfg.num_tokens + 1
+        self.mask_id = cfg.num_tokens + 2
+        self.num_heads = cfg.num_heads
+        self.max_tokens = MAX_TOKENS
+        self.output_process = OutputProcess(cfg.latent_dim, cfg.num_tokens + 1)
+        self.token_emb = nn.Embedding(cfg.num_tokens + 3, cfg.code_dim)
+        self.apply(init_weights)
+
+    # ------------------------------------------------------------------ forward
+    def forward_logits(self, ids: torch.Tensor, cond: torch.Tensor, cond_idx: torch.Tensor | None = None,
+                       force_mask: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
+        """ids (B, L) in [0, K+2], cond (B, cond_dim), cond_idx (B, L) (pad_id = not a condition) or None
+        -> logits (B, L+1, K+1) over every sequence position. Training mode drops cond with cond_drop_prob."""
+        b, n = ids.shape
+        c = self.cond_token(cond, force_mask, generator)                               # (1, B, latent)
+        h = self.position_enc(torch.cat([c, self.input_process(self.token_emb(ids))]))  # (L+1, B, latent)
+        cond_pos = condition_positions(cond_idx, self.pad_id, b, n, ids.device)          # (B, L+1)
+        mask = blocked_per_head(attention_allowed(cond_pos), self.num_heads)             # (B*H, L+1, L+1)
+        return self.output_process(self.seqTransEncoder(h, mask=mask))
+
+    def forward_with_cond_scale(self, ids: torch.Tensor, cond: torch.Tensor,
+                                cond_idx: torch.Tensor | None = None, cond_scale: float = 3.0,
+                                force_mask: bool = False) -> torch.Tensor:
+        """Classifier-free guidance by batch doubling (conditional half first, zero-condition half second),
+        l_u + s (l_c - l_u) with no s == 1 shortcut; force_mask -> unconditional logits only.
+        Meant for eval mode. -> (B, L+1, K+1)."""
+        if force_mask:
+            return self.forward_logits(ids, cond, cond_idx, force_mask=True)
+        both_cond = torch.cat([cond, torch.zeros_like(cond)])
+        both_idx = None if cond_idx is None else cond_idx.repeat(2, 1)
+        cond_logits, uncond_logits = self.forward_logits(ids.repeat(2, 1), both_cond, both_idx).chunk(2)
+        return cfg_combine(cond_logits, uncond_logits, cond_scale)
+
+    # --------------------------------------------------------------- generation
+    def _autoregress(self, ids: torch.Tensor, cond: torch.Tensor, cond_idx: torch.Tensor | None,
+                     cond_scale: float, allow_end: bool, generator: Generators, steps: int,
+                     force_mask: bool = False) -> torch.Tensor:
+        """Official `gen_one`: for k = 0..steps-1 sample token k from the guided logits at sequence
+        position k and write it into ids[:, k] (every position, condition positions included).
+
+        Without token conditions the mask is causal, so position k only depends on the text and ids[:, :k]:
+        the forward then runs on that prefix (same result as the full sequence, fewer FLOPs).
+        """
+        ids = ids.clone()
+        for k in range(steps):
+            x = ids[:, :k] if cond_idx is None else ids
+            logits = self.forward_with_cond_scale(x, cond, cond_idx, cond_scale, force_mask)[:, k]  # (B, K+1)
+            if not allow_end:
+                logits = logits[:, :self.end_id]
+            ids[:, k] = sample_rows(logits, generator)
+        return ids
+
+    def _predicted_lengths(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Length = index of the first id >= end_id; an end at position 0 becomes code 0 + end at 1
+        (forces length >= 1). The last slot is always pad, so every row has an end. -> (ids, lens)."""
+        ids = ids.clone()
+        end_first = ids[:, 0] >= self.end_id
+        ids[end_first, 0] = 0
+        ids[end_first, 1] = self.end_id
+        return ids, (ids >= self.end_id).int().argmax(dim=1)
+
+    @eval_mode
+    def generate(self, cond: torch.Tensor, token_lens: torch.Tensor | None = None, cond_scale: float = 4.0,
+                 second_pass_scale: float = 3.0, generator: Generators = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two-pass BAMM generation (bamm-differences.md §5) -> (ids (B, max(lens)) with -1 from each
+        row's length on, token lengths (B,)).
+
+        Pass 1: left-to-right draft of the 49 slots with CFG scale `cond_scale`; if token_lens is None the
+        end class is allowed and the length is where the first end token appears (>= 1), else the end
+        class is dropped and token_lens (each in 1..49) is used.
+        Pass 2: n = max(1, round(len / 2)) of the len valid positions are re-sampled left to right with
+        scale `second_pass_scale` (official: 3); the other valid positions and the end token are
+        conditions (seen bidirectionally) and are restored at the end. As in the official code, every
+        slot is re-sampled and written during the pass, condition slots included, before that restore.
+
+        Which positions pass 2 re-samples: officially the unstable tie order of argsort over equal scores
+        (implementation- and device-defined). Here: a uniformly random subset of size n, drawn from
+        `generator` (per row for a list), so the choice is reproducible, device-independent, free of the
+        positional bias an arbitrary tie order has, and keeps the official meaning (a random-looking half).
+
+        generator: one torch.Generator for the batch, or one per row (row b then only uses generator[b],
+        so its result does not depend on the other rows). Categorical sampling, no top-k/temperature.
+        """
+        self.check_cond(cond)
+        b, dev, n = cond.shape[0], cond.device, self.max_tokens
+        check_generators(generator, b)
+        predict_len = token_lens is None
+        if not predict_len:
+            token_lens = check_token_lens(token_lens, b, n).to(dev)
+
+        ids = torch.full((b, n + 1), self.pad_id, dtype=torch.long, device=dev)
+        ids = self._autoregress(ids, cond, None, cond_scale, predict_len, generator, n)
+        if predict_len:
+            ids, token_lens = self._predicted_lengths(ids)
+
+        # slots after the end hold pads (the official given-length path leaves draft codes there; no valid
+        # position attends to them, so the output is the same)
+        pos = torch.arange(n + 1, device=dev).unsqueeze(0)   # (1, n+1)
+        lens = token_lens.unsqueeze(1)                         # (B, 1)
+        valid = pos < lens
+        ids = torch.where(valid, ids, self.pad_id).masked_fill(pos == lens, self.end_id)
+
+        scores = rand_rows((b, n + 1), generator, dev).masked_fill(~valid, 2.0)  # pads rank last
+        resample = lowest_k_mask(scores, num_masked(0.5, token_lens))
+        keep = (valid & ~resample) | (pos == lens)
+        cond_idx = torch.where(keep, ids, self.pad_id)
+        ids = self._autoregress(ids, cond, cond_idx, second_pass_scale, False, generator, n)
+        ids = torch.where(keep, cond_idx, ids)
+        return torch.where(valid, ids, -1)[:, : int(token_lens.max())], token_lens
+
+    @eval_mode
+    def edit(self, cond_tokens: torch.Tensor, cond: torch.Tensor | None = None, cond_scale: float = 3.0,
+             generator: Generators = None) -> torch.Tensor:
+        """Conditional completion (official `edit2`, with its bugs fixed): one left-to-right pass over all
+        L positions, the given tokens acting as (bidirectional) conditions and re-imposed after each step.
+
+        cond_tokens (B, L): ids in [0, K] at given positions (K = end_id), -1 at positions to generate.
+        cond (B, cond_dim) uses CFG with `cond_scale`; None -> unconditional. End class never sampled.
+        -> (B, L) ids.
+        """
+        if cond_tokens.dim() != 2 or cond_tokens.is_floating_point():
+            raise ValueError(f"cond_tokens must be an integer tensor (B, L), got {tuple(cond_tokens.shape)}")
+        b, n = cond_tokens.shape
+        if n < 1 or n >= self.position_enc.pe.shape[0]:
+            raise ValueError(f"cond_tokens length must be in 1..{self.position_enc.pe.shape[0] - 1}, got {n}")
+        if bool(((cond_tokens < -1) | (cond_tokens > self.end_id)).any()):
+            raise ValueError(f"cond_tokens must hold -1 (free) or ids in [0, {self.end_id}]")
+        force_mask = cond is None
+        if cond is None:
+            cond = torch.zeros(b, self.cond_emb.in_features, device=cond_tokens.device)
+        self.check_cond(cond)
+        if cond.shape[0] != b:
+            raise ValueError(f"cond has {cond.shape[0]} rows for {b} rows of cond_tokens")
+        check_generators(generator, b)
+
+        free = cond_tokens < 0
+        cond_idx = cond_tokens.masked_fill(free, self.pad_id).long()
+        ids = cond_idx.clone()
+        for k in range(n):
+            logits = self.forward_with_cond_scale(ids, cond, cond_idx, cond_scale, force_mask)[:, k]
+            ids[:, k] = sample_rows(logits[:, :self.end_id], generator)
+            ids = torch.where(free, ids, cond_idx)
+        return ids
+
+    # ----------------------------------------------------------------- training
+    def loss(self, ids: torch.Tensor, cond: torch.Tensor, token_lens: torch.Tensor,
+             generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """BAMM objective (bamm-differences.md §4): ids (B, n) base codes -> (CE loss, accuracy).
+
+        Targets: codes before len, end_id at len, pad after. With probability 0.5 a rate r ~ U(0, 0.5)
+        (else 0) marks each position <= len as a condition with probability r; each position < len of
+        the input is replaced by a random code with probability p ~ U(0, 0.5) (r, p once per batch).
+        CE on every position <= len, per-sample mean then batch mean; accuracy pooled over those positions.
+        Dropout uses the global RNG; everything else is drawn from `generator`.
+        """
+        self.check_cond(cond)
+        if ids.dim() != 2 or ids.shape[0] != cond.shape[0] or ids.is_floating_point():
+            raise ValueError(f"ids must be an integer tensor (B, L) matching cond, got {tuple(ids.shape)}")
+        b, n = ids.shape
+        dev = ids.device
+        lens = check_token_lens(token_lens, b, n).to(dev)
+        valid = lengths_to_mask(lens, n + 1)          # (B, n+1) positions < len
+        with_end = lengths_to_mask(lens + 1, n + 1)   # positions <= len
+        if bool(((ids < 0) | (ids >= self.num_tokens))[valid[:, :n]].any()):
+            raise ValueError(f"ids at valid positions must lie in [0, {self.num_tokens - 1}]")
+        labels = torch.cat([ids.long(), ids.new_full((b, 1), self.end_id, dtype=torch.long)], dim=1)
+        labels = torch.where(valid, labels, self.pad_id).masked_fill(with_end & ~valid, self.end_id)
+
+        occur, rate = uniform((2,), generator, dev).unbind()
+        r = 0.5 * rate if occur < 0.5 else 0.0
+        cond_pos = (uniform((b, n + 1), generator, dev) < r) & with_end
+        cond_idx = torch.where(cond_pos, labels, self.pad_id)
+
+        p = 0.5 * uniform((), generator, dev)
+        replace = (uniform((b, n + 1), generator, dev) < p) & valid
+        rand_ids = torch.randint(0, self.num_tokens, (b, n + 1), generator=generator, device=dev)
+        x = torch.where(replace, rand_ids, labels)
+
+        logits = self.forward_logits(x, cond, cond_idx, generator=generator)[:, :-1]  # (B, n+1, K+1)
+        ce = F.cross_entropy(logits.transpose(1, 2), labels.masked_fill(~with_end, 0), reduction="none")
+        weights = with_end / (lens.unsqueeze(1) + 1) / b
+        acc = (logits.argmax(dim=-1) == labels)[with_end].float().mean()
+        return (ce * weights).sum(), acc

@@ -1,0 +1,43 @@
+"""Evaluators (official T2M and ours) and the HumanML3D metrics (issue 5)."""
+
+from models.eval.metrics import (
+    MatchingStats,
+    MetricResult,
+    MMSafeResult,
+    aggregate,
+    confidence_interval,
+    diversity,
+    euclidean_distance_matrix,
+    fid,
+    frechet_distance,
+    mm_safe,
+    multimodality,
+    r_precision_and_matching,
+)
+from models.eval.our_evaluator import OurEvaluator, OurEvaluatorConfig, contrastive_loss
+from models.eval.protocol import Evaluator
+from models.eval.t2m_evaluator import T2MEvaluator, T2MEvaluatorConfig, load_official_evaluator
+from models.eval.word_vectorizer import WordVectorizer
+
+__all__ = [
+    "Evaluator",
+    "MMSafeResult",
+    "MatchingStats",
+    "MetricResult",
+    "OurEvaluator",
+    "OurEvaluatorConfig",
+    "T2MEvaluator",
+    "T2MEvaluatorConfig",
+    "WordVectorizer",
+    "aggregate",
+    "confidence_interval",
+    "contrastive_loss",
+    "diversity",
+    "euclidean_distance_matrix",
+    "fid",
+    "frechet_distance",
+    "load_official_evaluator",
+    "mm_safe",
+    "multimodality",
+    "r_precision_and_matching",
+]

@@ -1,0 +1,174 @@
+"""MoMask residual transformer: predicts RVQ layers 1..Q-1 from the summed embeddings of lower layers."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.common import (
+    CondTransformerBase,
+    Generators,
+    OutputProcess,
+    ce_and_accuracy,
+    cfg_combine,
+    check_token_lens,
+    cosine_schedule,
+    eval_mode,
+    gumbel_sample,
+    init_weights,
+    lengths_to_mask,
+    top_k_filter,
+    uniform,
+)
+from models.momask.config import TransformerConfig
+
+
+def _normal(*shape: int) -> nn.Parameter:
+    return nn.Parameter(torch.randn(*shape) * 0.02)
+
+
+class ResidualTransformer(CondTransformerBase):
+    """Vocabulary per layer: codes 0..num_tokens-1 and pad_id = num_tokens (K = num_tokens + 1 classes).
+
+    Sequence: [cond_emb(text) ; quant_emb(one_hot(q)) ; PE(poseEmbedding(sum_{j<q} E_j[ids_j]))].
+    Head: OutputProcess to code_dim, then logits = W[q-1] h (share_weight) or 2 W[q-1] h + b[q-1]
+    (non-shared; the official `out += out + bias` quirk, kept for checkpoint fidelity).
+    """
+
+    def __init__(self, cfg: TransformerConfig | None = None):
+        cfg = cfg or TransformerConfig(cond_drop_prob=0.2)
+        if cfg.shared_codebook:
+            raise ValueError("ResidualTransformer with shared_codebook=True is not supported "
+                             "(the official variant does not store its tables in the state_dict)")
+        super().__init__(cfg.code_dim, cfg.latent_dim, cfg.ff_size, cfg.num_layers, cfg.num_heads,
+                         cfg.dropout, cfg.cond_dim, cfg.cond_drop_prob)
+        self.cfg = cfg
+        q, k, d = cfg.num_quantizers, cfg.num_tokens + 1, cfg.code_dim
+        self.num_tokens, self.num_quantizers = cfg.num_tokens, q
+        self.pad_id = cfg.num_tokens
+        if cfg.share_weight:
+            self.embed_proj_shared_weight = _normal(q - 2, k, d)
+            self.token_embed_weight_ = _normal(1, k, d)
+            self.output_proj_weight_ = _normal(1, k, d)
+            self.register_parameter("output_proj_bias", None)
+        else:
+            self.output_proj_weight = _normal(q - 1, k, d)
+            self.output_proj_bias = nn.Parameter(torch.zeros(q, k))  # (Q, K): sized Q, rows 0..Q-2 used
+            self.token_embed_weight = _normal(q - 1, k, d)
+        self.quant_emb = nn.Linear(q, cfg.latent_dim)
+        self.output_process = OutputProcess(cfg.latent_dim, d)
+        self.apply(init_weights)
+
+    def tables(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(token_embed (Q-1, K, code_dim), output_proj (Q-1, K, code_dim)); index j embeds layer j,
+        index q-1 predicts layer q. With share_weight, layer j in 1..Q-2 uses one matrix for both."""
+        if self.cfg.share_weight:
+            shared = self.embed_proj_shared_weight
+            return (torch.cat([self.token_embed_weight_, shared], dim=0),
+                    torch.cat([shared, self.output_proj_weight_], dim=0))
+        return self.token_embed_weight, self.output_proj_weight
+
+    def embed_history(self, ids: torch.Tensor, upto: torch.Tensor) -> torch.Tensor:
+        """Sum of embeddings of layers j < upto[b]: ids (B, L, Q'), upto (B,) -> (B, L, code_dim)."""
+        embed, _ = self.tables()
+        h = torch.zeros(*ids.shape[:2], self.cfg.code_dim, device=ids.device, dtype=embed.dtype)
+        for j in range(min(ids.shape[-1], self.num_quantizers - 1)):
+            use = (upto > j).to(embed.dtype).view(-1, 1, 1)
+            h = h + F.embedding(ids[..., j], embed[j]) * use
+        return h
+
+    # ------------------------------------------------------------------ forward
+    def forward_logits(self, history: torch.Tensor, qids: torch.Tensor, cond: torch.Tensor,
+                       padding_mask: torch.Tensor, force_mask: bool = False,
+                       generator: Generators = None) -> torch.Tensor:
+        """history (B, L, code_dim), qids (B,) target layers in 1..Q-1, cond (B, cond_dim),
+        padding_mask (B, L) True at pads -> logits (B, L, num_tokens + 1)."""
+        b = history.shape[0]
+        c = self.cond_token(cond, force_mask, generator)                               # (1, B, latent)
+        q = self.quant_emb(F.one_hot(qids, self.num_quantizers).to(history.dtype)).unsqueeze(0)
+        x = self.position_enc(self.input_process(history))                            # (L, B, latent)
+        key_pad = torch.cat([padding_mask.new_zeros(b, 2), padding_mask], dim=1)
+        h = self.seqTransEncoder(torch.cat([c, q, x], dim=0), src_key_padding_mask=key_pad)[2:]
+        return self.output_project(self.output_process(h), qids)
+
+    def output_project(self, h: torch.Tensor, qids: torch.Tensor) -> torch.Tensor:
+        """h (B, L, code_dim) -> logits (B, L, K) with the projection of target layer qids (B,)."""
+        _, proj = self.tables()
+        logits = torch.einsum("bld,bkd->blk", h, proj[qids - 1])
+        if self.output_proj_bias is not None:
+            logits = logits + (logits + self.output_proj_bias[qids - 1].unsqueeze(1))  # official 2x quirk
+        return logits
+
+    def forward_with_cond_scale(self, history: torch.Tensor, q: int, cond: torch.Tensor,
+                                padding_mask: torch.Tensor, cond_scale: float = 3.0,
+                                force_mask: bool = False) -> torch.Tensor:
+        """Classifier-free guidance for target layer q (same rules as MaskTransformer)."""
+        qids = torch.full((history.shape[0],), q, dtype=torch.long, device=history.device)
+        if force_mask:
+            return self.forward_logits(history, qids, cond, padding_mask, force_mask=True)
+        logits = self.forward_logits(history, qids, cond, padding_mask)
+        if cond_scale == 1:
+            return logits
+        uncond = self.forward_logits(history, qids, cond, padding_mask, force_mask=True)
+        return cfg_combine(logits, uncond, cond_scale)
+
+    # --------------------------------------------------------------- generation
+    @eval_mode
+    def generate(self, base_ids: torch.Tensor, cond: torch.Tensor, token_lens: torch.Tensor,
+                 temperature: float = 1.0, topk_filter_thres: float = 0.9, cond_scale: float = 5.0,
+                 num_res_layers: int = -1, force_mask: bool = False,
+                 generator: Generators = None) -> torch.Tensor:
+        """Layer-by-layer Gumbel sampling (momask-inference.md §4): base_ids (B, L) (-1 allowed at pads)
+        -> ids (B, L, 1 + num_res_layers) (all Q layers when -1), -1 at pads and where pad was sampled."""
+        self.check_cond(cond)
+        if base_ids.dim() != 2 or base_ids.shape[0] != cond.shape[0] or base_ids.is_floating_point():
+            raise ValueError(f"base_ids must be an integer tensor (B, L) matching cond, "
+                             f"got {tuple(base_ids.shape)}")
+        if num_res_layers == -1:
+            num_res_layers = self.num_quantizers - 1
+        if not 0 <= num_res_layers <= self.num_quantizers - 1:
+            raise ValueError(f"num_res_layers must be -1 or in [0, {self.num_quantizers - 1}], "
+                             f"got {num_res_layers}")
+        b, n = base_ids.shape
+        token_lens = check_token_lens(token_lens, b, n).to(base_ids.device)
+        pad = ~lengths_to_mask(token_lens, n)
+        ids = torch.where(pad | (base_ids < 0), self.pad_id, base_ids.long())
+        if bool((ids > self.pad_id).any()):
+            raise ValueError(f"base_ids at valid positions must lie in [0, {self.num_tokens - 1}]")
+        embed, _ = self.tables()
+        history = torch.zeros(b, n, self.cfg.code_dim, device=ids.device, dtype=embed.dtype)
+        layers = [ids]
+        for q in range(1, num_res_layers + 1):
+            history = history + F.embedding(ids, embed[q - 1])
+            logits = self.forward_with_cond_scale(history, q, cond, pad, cond_scale, force_mask)
+            pred = gumbel_sample(top_k_filter(logits, topk_filter_thres), temperature, generator, token_lens)
+            ids = torch.where(pad, self.pad_id, pred)
+            layers.append(ids)
+        out = torch.stack(layers, dim=-1)
+        return torch.where(out == self.pad_id, -1, out)
+
+    # ----------------------------------------------------------------- training
+    def loss(self, all_ids: torch.Tensor, cond: torch.Tensor, token_lens: torch.Tensor,
+             generator: Generators = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Objective of momask-architecture.md §4.5: all_ids (B, L, Q) -> (CE loss, accuracy).
+
+        Target layer q = round((1 - cos(pi/2 u)) (Q - 2)) + 1 per sample; pads are ignored.
+        """
+        self.check_cond(cond)
+        q = self.num_quantizers
+        if all_ids.dim() != 3 or all_ids.shape[-1] != q or all_ids.shape[0] != cond.shape[0]:
+            raise ValueError(f"all_ids must be (B, L, {self.num_quantizers}) matching cond, "
+                             f"got {tuple(all_ids.shape)}")
+        b, n, _ = all_ids.shape
+        dev = all_ids.device
+        valid = lengths_to_mask(check_token_lens(token_lens, b, n).to(dev), n)
+        all_ids = torch.where(valid.unsqueeze(-1), all_ids.long(), self.pad_id)
+        if bool(((all_ids < 0) | (all_ids > self.pad_id)).any()):
+            raise ValueError(f"all_ids at valid positions must lie in [0, {self.num_tokens - 1}]")
+        u = uniform((b,), generator, dev)
+        qids = torch.round((1 - cosine_schedule(u)) * (self.num_quantizers - 2)).long() + 1  # (B,) in 1..Q-1
+        history = self.embed_history(all_ids, qids)
+        target = all_ids.gather(-1, qids.view(b, 1, 1).expand(b, n, 1)).squeeze(-1)  # (B, L)
+        logits = self.forward_logits(history, qids, cond, ~valid, generator=generator)
+        return ce_and_accuracy(logits, target, self.pad_id)

@@ -1,0 +1,1 @@
+"""Concept unlearning for MoMask/BAMM: concepts, LCR, UCE, RECE, ESD and fine-tuning."""

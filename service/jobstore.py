@@ -1,0 +1,192 @@
+"""Job records in Redis, shared by the gateway (creates, reads, cancels) and the workers (run, finish).
+
+A job is one Redis hash `hmu:job:<id>` with a TTL. State changes are atomic Lua scripts that only apply
+from the expected states, so a cancelled job can never be marked succeeded by a late worker, and a job
+redelivered after a worker died is taken over only when the previous holder stopped heart-beating.
+Results larger than `inline_max_bytes` are written to `<artifacts_dir>/<id>/result.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis
+
+JOB_TYPES = ("generate", "unlearn", "evaluate")
+ACTIVE = ("queued", "running")
+TERMINAL = ("succeeded", "failed", "cancelled")
+PREFIX = "hmu"
+
+# KEYS[1] job; ARGV: allowed states (comma list), ttl, then field/value pairs. -> {applied, state before}
+_TRANSITION = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return {-1, ''} end
+if not string.find(',' .. ARGV[1] .. ',', ',' .. state .. ',', 1, true) then return {0, state} end
+for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return {1, state}
+"""
+
+# KEYS[1] job; ARGV: now, stale_after, max_attempts, worker, ttl -> {decision, attempts}
+_START = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return {'missing', 0} end
+if state ~= 'queued' and state ~= 'running' then return {'terminal', 0} end
+local now = tonumber(ARGV[1])
+if state == 'running' then
+  local beat = tonumber(redis.call('HGET', KEYS[1], 'heartbeat_at') or '0')
+  if now - beat < tonumber(ARGV[2]) then return {'duplicate', 0} end
+end
+local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+if attempts > tonumber(ARGV[3]) then
+  local msg = 'the job was interrupted ' .. (attempts - 1) .. ' times (worker lost); giving up'
+  redis.call('HSET', KEYS[1], 'state', 'failed', 'finished_at', ARGV[1],
+             'error', cjson.encode({code = 'worker_lost', message = msg}))
+  return {'exhausted', attempts}
+end
+redis.call('HSET', KEYS[1], 'state', 'running', 'started_at', ARGV[1], 'heartbeat_at', ARGV[1],
+           'worker', ARGV[4], 'progress', '0')
+return {'run', attempts}
+"""
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass
+class JobError(Exception):
+    """A job failure with a stable code (bad_request, not_found, not_available, worker_lost, internal)."""
+
+    code: str
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class JobStore:
+    """Read and change job records. `client` is a `redis.Redis` with `decode_responses=True`."""
+
+    def __init__(self, client: redis.Redis, artifacts_dir: Path, ttl_s: int, inline_max_bytes: int = 2_000_000):
+        self.r = client
+        self.artifacts_dir = Path(artifacts_dir)
+        self.ttl_s = int(ttl_s)
+        self.inline_max_bytes = int(inline_max_bytes)
+        self._transition = client.register_script(_TRANSITION)
+        self._start = client.register_script(_START)
+
+    @staticmethod
+    def key(job_id: str) -> str:
+        return f"{PREFIX}:job:{job_id}"
+
+    # ------------------------------------------------------------------ gateway side
+    def create(self, job_type: str, request: dict[str, Any], model: str | None = None,
+               job_id: str | None = None) -> dict[str, Any]:
+        """Store a new queued job and return its record."""
+        if job_type not in JOB_TYPES:
+            raise ValueError(f"unknown job type {job_type!r}")
+        job_id = job_id or new_job_id()
+        fields = {"id": job_id, "type": job_type, "state": "queued", "progress": "0", "attempts": "0",
+                  "created_at": repr(time.time()), "request": json.dumps(request), "model": model or ""}
+        with self.r.pipeline() as pipe:
+            pipe.hset(self.key(job_id), mapping=fields)
+            pipe.expire(self.key(job_id), self.ttl_s)
+            pipe.execute()
+        return self.decode(fields)
+
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        """The decoded record (result loaded from disk when it was stored there), or None."""
+        raw = self.r.hgetall(self.key(job_id))
+        return self.decode(raw) if raw else None
+
+    def cancel(self, job_id: str) -> tuple[bool, dict[str, Any] | None]:
+        """Cancel a queued or running job. Returns (changed, record)."""
+        applied, _ = self._apply(job_id, ACTIVE, state="cancelled", finished_at=repr(time.time()),
+                                 error=json.dumps({"code": "cancelled", "message": "cancelled by the client"}))
+        return applied == 1, self.get(job_id)
+
+    def fail_lost(self, job_id: str) -> bool:
+        """Fail a running job whose worker stopped heart-beating and which was not redelivered."""
+        msg = "the worker running this job stopped responding and the job was not redelivered"
+        applied, _ = self._apply(job_id, ("running",), state="failed", finished_at=repr(time.time()),
+                                 error=json.dumps({"code": "worker_lost", "message": msg}))
+        return applied == 1
+
+    # ------------------------------------------------------------------ worker side
+    def start(self, job_id: str, worker: str, stale_after_s: float, max_attempts: int) -> tuple[str, int]:
+        """Claim a delivered job: ('run', attempt) or ('missing'|'terminal'|'duplicate'|'exhausted', n)."""
+        decision, attempts = self._start(
+            keys=[self.key(job_id)], args=[repr(time.time()), stale_after_s, max_attempts, worker, self.ttl_s])
+        return str(decision), int(attempts)
+
+    def heartbeat(self, job_ids: list[str]) -> None:
+        now = repr(time.time())
+        for job_id in job_ids:
+            self._apply(job_id, ("running",), heartbeat_at=now)
+
+    def progress(self, job_id: str, fraction: float, message: str = "") -> bool:
+        """Record progress; False when the job is no longer running (cancelled)."""
+        fraction = min(max(float(fraction), 0.0), 1.0)
+        applied, _ = self._apply(job_id, ("running",), progress=repr(fraction), message=message[:500],
+                                 heartbeat_at=repr(time.time()))
+        return applied == 1
+
+    def is_cancelled(self, job_id: str) -> bool:
+        return self.r.hget(self.key(job_id), "state") == "cancelled"
+
+    def succeed(self, job_id: str, result: dict[str, Any]) -> bool:
+        """Store the result (inline or as a file) and mark the job succeeded; False if it was cancelled."""
+        payload = json.dumps(result, separators=(",", ":"))
+        fields: dict[str, str] = {"state": "succeeded", "progress": "1", "finished_at": repr(time.time())}
+        if len(payload) <= self.inline_max_bytes:
+            fields["result"] = payload
+        else:
+            path = self.artifacts_dir / job_id / "result.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(payload)
+            tmp.replace(path)
+            fields["result_file"] = str(path.relative_to(self.artifacts_dir))
+        applied, _ = self._apply(job_id, ("running",), **fields)
+        return applied == 1
+
+    def fail(self, job_id: str, code: str, message: str) -> bool:
+        applied, _ = self._apply(job_id, ("running",), state="failed", finished_at=repr(time.time()),
+                                 error=json.dumps({"code": code, "message": message[:2000]}))
+        return applied == 1
+
+    # ------------------------------------------------------------------ helpers
+    def _apply(self, job_id: str, allowed: tuple[str, ...], **fields: str) -> tuple[int, str]:
+        args: list[Any] = [",".join(allowed), self.ttl_s]
+        for name, value in fields.items():
+            args += [name, value]
+        applied, before = self._transition(keys=[self.key(job_id)], args=args)
+        return int(applied), str(before)
+
+    def decode(self, raw: dict[str, str]) -> dict[str, Any]:
+        """Turn a Redis hash into a plain record with typed values."""
+        record: dict[str, Any] = {
+            "id": raw["id"], "type": raw["type"], "state": raw["state"],
+            "progress": float(raw.get("progress") or 0), "message": raw.get("message") or None,
+            "model": raw.get("model") or None, "attempts": int(raw.get("attempts") or 0),
+            "worker": raw.get("worker") or None, "request": json.loads(raw.get("request") or "{}"),
+            "error": json.loads(raw["error"]) if raw.get("error") else None, "result": None,
+        }
+        for name in ("created_at", "started_at", "finished_at", "heartbeat_at"):
+            record[name] = float(raw[name]) if raw.get(name) else None
+        if raw.get("result"):
+            record["result"] = json.loads(raw["result"])
+        elif raw.get("result_file"):
+            path = self.artifacts_dir / raw["result_file"]
+            if path.is_file():
+                record["result"] = json.loads(path.read_text())
+            else:
+                record["error"] = {"code": "result_missing", "message": f"result file {raw['result_file']} is gone"}
+        return record

@@ -1,0 +1,115 @@
+"""Model and dataset registry: plain directories, read without importing torch.
+
+Models are native checkpoint folders (config.json, *.safetensors, MODEL_CARD.md, manifest.json) looked up
+by id in `settings.models_dir` (registered, e.g. unlearned, models) and then in `settings.weights_dir`
+(shipped models). Named evaluation sets are `settings.datasets_dir/<name>/{forget,retain}` in the
+HumanML3D layout (texts/*.txt, new_joint_vecs/*.npy).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from hmu.settings import Settings
+
+ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+_ID = re.compile(ID_PATTERN)
+BUNDLE_SUFFIXES = (".safetensors", ".json", ".md")
+
+
+class NotFound(LookupError):
+    """An unknown model or dataset (the gateway answers 404)."""
+
+
+def check_id(name: str, what: str = "model") -> str:
+    if not _ID.match(name) or ".." in name:
+        raise ValueError(f"invalid {what} id {name!r}: use 1-64 of a-z 0-9 . _ - (starting with a letter or digit)")
+    return name
+
+
+def model_roots(settings: Settings) -> list[Path]:
+    return [Path(settings.models_dir), Path(settings.weights_dir)]
+
+
+def model_dir(settings: Settings, model_id: str) -> Path:
+    """Folder of a model by id; NotFound when no root holds it."""
+    check_id(model_id)
+    for root in model_roots(settings):
+        path = root / model_id
+        if (path / "config.json").is_file():
+            return path
+    raise NotFound(f"model {model_id!r} not found; GET /models lists the available ones")
+
+
+def model_exists(settings: Settings, model_id: str) -> bool:
+    try:
+        model_dir(settings, model_id)
+    except NotFound:
+        return False
+    return True
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as error:
+        return {"unreadable": f"{path.name}: {error}"}
+    return data if isinstance(data, dict) else {}
+
+
+def model_summary(settings: Settings, model_id: str) -> dict[str, Any]:
+    """Short description used by GET /models."""
+    path = model_dir(settings, model_id)
+    config, manifest = _read_json(path / "config.json"), _read_json(path / "manifest.json")
+    return {
+        "id": model_id,
+        "kind": config.get("kind"),
+        "dataset": config.get("dataset"),
+        "parent": manifest.get("parent_id") or manifest.get("parent"),
+        "method": manifest.get("method"),
+        "default": model_id == settings.default_model,
+        "shipped": path.parent == Path(settings.weights_dir),
+    }
+
+
+def model_detail(settings: Settings, model_id: str) -> dict[str, Any]:
+    """Card, provenance and file list used by GET /models/{id}."""
+    path = model_dir(settings, model_id)
+    card = path / "MODEL_CARD.md"
+    config = _read_json(path / "config.json")
+    return {
+        **model_summary(settings, model_id),
+        "card": card.read_text() if card.is_file() else None,
+        "provenance": _read_json(path / "manifest.json") or None,
+        "config": {k: config[k] for k in ("format", "format_version", "kind", "dataset", "generation") if k in config},
+        "files": [{"name": f.name, "bytes": f.stat().st_size} for f in bundle_files(path)],
+    }
+
+
+def list_models(settings: Settings) -> list[dict[str, Any]]:
+    ids: set[str] = set()
+    for root in model_roots(settings):
+        if root.is_dir():
+            ids |= {p.name for p in root.iterdir() if (p / "config.json").is_file() and _ID.match(p.name)}
+    return [model_summary(settings, model_id) for model_id in sorted(ids)]
+
+
+def bundle_files(path: Path) -> list[Path]:
+    """The files of a model bundle (no hidden files, no sub-folders, no links)."""
+    return sorted(f for f in path.iterdir()
+                  if f.is_file() and not f.is_symlink() and not f.name.startswith(".")
+                  and f.suffix in BUNDLE_SUFFIXES)
+
+
+def dataset_dir(settings: Settings, name: str) -> Path:
+    """Folder of a named evaluation set with forget/ and retain/ sub-folders."""
+    check_id(name, "dataset")
+    path = Path(settings.datasets_dir) / name
+    if not ((path / "forget").is_dir() and (path / "retain").is_dir()):
+        raise NotFound(f"dataset {name!r} not found (expected {name}/forget and {name}/retain in the datasets folder)")
+    return path

@@ -1,0 +1,64 @@
+"""Thin adapters from the worker tasks to the model-side entry points.
+
+Each function names exactly one implementation; while that implementation is not in the tree the
+function raises `AdapterUnavailable`, and the job fails with a clear "not available yet" error.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from service.jobstore import JobError
+
+Progress = Callable[[float, str], None]
+
+
+class AdapterUnavailable(JobError):
+    def __init__(self, what: str, where: str):
+        super().__init__("not_available", f"{what} is not available yet in this installation ({where} is missing)")
+
+
+def _entry_point(module_name: str, function: str, what: str) -> Callable[..., Any]:
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name and module_name.startswith(error.name):
+            raise AdapterUnavailable(what, f"{module_name}.{function}") from error
+        raise
+    impl = getattr(module, function, None)
+    if impl is None:
+        raise AdapterUnavailable(what, f"{module_name}.{function}")
+    return impl
+
+
+def run_unlearning(*, base_model_dir: Path, out_dir: Path, method: str, concept: str | None,
+                   keywords: list[str] | None, parameters: dict[str, Any], device: str,
+                   progress: Progress) -> dict[str, Any]:
+    """Unlearn a concept from the model at `base_model_dir`; write the new native model to `out_dir`.
+
+    Returns a JSON-able summary (e.g. losses, edited layers) for the job result.
+    """
+    impl = _entry_point("models.unlearn", "run_unlearning", "unlearning")
+    summary = impl(base_model_dir=base_model_dir, out_dir=out_dir, method=method, concept=concept,
+                   keywords=keywords, parameters=parameters, device=device, progress=progress)
+    return dict(summary or {})
+
+
+def run_evaluation(*, models: dict[str, Path], forget_dir: Path, retain_dir: Path, out_dir: Path,
+                   parameters: dict[str, Any], device: str, progress: Progress) -> dict[str, Any]:
+    """Evaluate `models` (id -> folder) on a forget and a retain set (HumanML3D layout); return the report."""
+    impl = _entry_point("models.eval", "run_evaluation", "evaluation")
+    report = impl(models=models, forget_dir=forget_dir, retain_dir=retain_dir, out_dir=out_dir,
+                  parameters=parameters, device=device, progress=progress)
+    return dict(report)
+
+
+def joints_to_bvh(joints: np.ndarray, fps: int) -> str:
+    """BVH text of a (T, 22, 3) joint motion."""
+    impl = _entry_point("models.motion.bvh", "joints_to_bvh", "BVH export")
+    return str(impl(joints, fps=fps))

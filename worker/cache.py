@@ -1,0 +1,59 @@
+"""Per-worker LRU cache of loaded models (each model is loaded once even when many threads ask for it)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from typing import Any
+
+from hmu.settings import Settings
+from service.jobstore import JobError
+from service.metrics import RedisMetrics
+from service.registry import NotFound, model_dir
+
+
+class ModelCache:
+    """`get(model_id)` returns a loaded `MotionPipeline`, keeping at most `size` models in memory."""
+
+    def __init__(self, settings: Settings, metrics: RedisMetrics | None = None, size: int | None = None):
+        self.settings = settings
+        self.metrics = metrics
+        self.size = size or settings.model_cache_size
+        self._models: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+        self._loading: dict[str, threading.Lock] = {}
+
+    def get(self, model_id: str) -> Any:
+        with self._lock:
+            if model_id in self._models:
+                self._models.move_to_end(model_id)
+                return self._models[model_id]
+            load_lock = self._loading.setdefault(model_id, threading.Lock())
+        with load_lock:
+            with self._lock:
+                if model_id in self._models:
+                    return self._models[model_id]
+            pipeline = self._load(model_id)
+            with self._lock:
+                self._models[model_id] = pipeline
+                while len(self._models) > self.size:
+                    self._models.popitem(last=False)
+        return pipeline
+
+    def _load(self, model_id: str) -> Any:
+        from models.pipeline import MotionPipeline
+
+        try:
+            path = model_dir(self.settings, model_id)
+        except NotFound as error:
+            raise JobError("not_found", str(error)) from error
+        start = time.perf_counter()
+        pipeline = MotionPipeline.from_pretrained(path, device=self.settings.device)
+        if self.metrics is not None:
+            self.metrics.observe("hmu_model_load_seconds", (model_id,), time.perf_counter() - start)
+        return pipeline
+
+    def __contains__(self, model_id: str) -> bool:
+        with self._lock:
+            return model_id in self._models

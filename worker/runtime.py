@@ -1,0 +1,138 @@
+"""Per-process worker state: Redis job store, metrics, model cache, batcher, heartbeats, job execution."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hmu.settings import Settings
+from service.jobstore import JobError, JobStore
+from service.metrics import RedisMetrics
+from worker.app import redis_client, require_redis_url
+from worker.batching import MicroBatcher
+from worker.cache import ModelCache
+
+log = logging.getLogger(__name__)
+WORKER_KEY = "hmu:worker:"
+
+
+class JobCancelled(Exception):
+    """Raised inside a job body when the client cancelled the job."""
+
+
+@dataclass
+class JobContext:
+    """What a job body sees: its record, and progress reporting that notices cancellation."""
+
+    record: dict[str, Any]
+    store: JobStore
+
+    @property
+    def id(self) -> str:
+        return self.record["id"]
+
+    @property
+    def request(self) -> dict[str, Any]:
+        return self.record["request"]
+
+    def progress(self, fraction: float, message: str = "") -> None:
+        if not self.store.progress(self.id, fraction, message):
+            raise JobCancelled(self.id)
+
+    def check_cancelled(self) -> None:
+        if self.store.is_cancelled(self.id):
+            raise JobCancelled(self.id)
+
+
+class WorkerRuntime:
+    """Everything one worker process shares between its task threads."""
+
+    def __init__(self, settings: Settings, name: str | None = None, queues: list[str] | None = None):
+        self.settings = settings
+        self.name = name or f"hmu-{os.getpid()}"
+        self.queues = list(queues or [])
+        self.redis = redis_client(require_redis_url(settings))
+        self.store = JobStore(self.redis, Path(settings.artifacts_dir), settings.job_ttl_s,
+                              settings.result_inline_max_bytes)
+        self.metrics = RedisMetrics(self.redis)
+        self.models = ModelCache(settings, self.metrics)
+        self.batcher: MicroBatcher | None = None  # set by the generate task wiring
+        self._active: set[str] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ heartbeats
+    def start(self) -> None:
+        """Start the heartbeat thread (worker presence for /readyz and liveness of running jobs)."""
+        self._thread = threading.Thread(target=self._beat, name="hmu-heartbeat", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        try:
+            self.redis.delete(WORKER_KEY + self.name)
+        except Exception as error:  # Redis may already be gone at shutdown
+            log.debug("could not remove the worker key: %s", error)
+
+    def _beat(self) -> None:
+        interval = self.settings.heartbeat_interval_s
+        info = json.dumps({"name": self.name, "queues": self.queues, "pid": os.getpid(), "started_at": time.time()})
+        while not self._stop.is_set():
+            try:
+                self.redis.set(WORKER_KEY + self.name, info, ex=max(3, int(3 * interval)))
+                with self._lock:
+                    active = list(self._active)
+                self.store.heartbeat(active)
+            except Exception as error:  # keep beating once Redis is back
+                log.warning("heartbeat failed: %s", error)
+            self._stop.wait(interval)
+
+    # ------------------------------------------------------------------ execution
+    def execute(self, job_id: str, body: Callable[[JobContext], dict[str, Any]]) -> str:
+        """Run one delivered job through its life cycle; returns the final state (or why it was skipped)."""
+        decision, attempt = self.store.start(job_id, self.name, self.settings.job_stale_after_s,
+                                             self.settings.job_max_attempts)
+        if decision != "run":
+            log.info("job %s not run: %s", job_id, decision)
+            if decision == "exhausted":
+                record = self.store.get(job_id)
+                if record:
+                    self.metrics.inc_job(record["type"], "failed")
+            return decision
+        record = self.store.get(job_id)
+        if record is None:
+            return "missing"
+        job_type = record["type"]
+        with self._lock:
+            self._active.add(job_id)
+        self.metrics.inc_job(job_type, "running")
+        log.info("job %s (%s) started, attempt %d", job_id, job_type, attempt)
+        start, state = time.perf_counter(), "failed"
+        try:
+            result = body(JobContext(record, self.store))
+        except JobCancelled:
+            state = "cancelled"
+        except JobError as error:
+            state = "failed" if self.store.fail(job_id, error.code, error.message) else "cancelled"
+        except Exception as error:
+            log.exception("job %s failed", job_id)
+            failed = self.store.fail(job_id, "internal", f"{type(error).__name__}: {error}")
+            state = "failed" if failed else "cancelled"
+        else:
+            state = "succeeded" if self.store.succeed(job_id, result) else "cancelled"
+        finally:
+            with self._lock:
+                self._active.discard(job_id)
+        if state != "cancelled":  # the gateway counts cancellations when it records them
+            self.metrics.inc_job(job_type, state)
+            self.metrics.observe("hmu_job_duration_seconds", (job_type, state), time.perf_counter() - start)
+        log.info("job %s %s", job_id, state)
+        return state
