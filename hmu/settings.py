@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -62,6 +63,20 @@ class Settings(BaseSettings):
     def open_mode(self) -> bool:
         """True when no API key is configured (local use: nothing is authenticated)."""
         return not self.api_keys
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """`HMU_*` environment variables that reproduce `settings` in another process (paths made absolute)."""
+    env = {}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if isinstance(value, Path):
+            value = str(value.resolve())
+        elif isinstance(value, dict | list):
+            value = json.dumps(value)
+        env[f"HMU_{name.upper()}"] = str(value)
+    return env
 
 
 @lru_cache(maxsize=1)

@@ -139,6 +139,10 @@ class MotionPipeline:
         torch.manual_seed(seed)
         config = {"kind": kind, "dataset": "t2m", "size": size, "cond_dim": encoder.dim}
         vq, base, residual, length_estimator = build_components(config)
+        # Untrained codebooks are zeros (they are initialised from the first training batch): fill them so that
+        # different codes decode to different motions.
+        vq.load_state_dict({k: torch.randn_like(v) if k.endswith("codebook") else v
+                            for k, v in vq.state_dict().items()})
         dim = vq.cfg.dim_pose
         rng = np.random.default_rng(seed)
         mean = rng.normal(0, 0.1, dim).astype(np.float32)
@@ -217,11 +221,11 @@ class MotionPipeline:
         cond = self.encode_text([t for t, _, _ in rows])
         token_lens = self._token_lengths([n for _, n, _ in rows], cond, generators)
         all_ids, token_lens = self._generate_tokens(cond, token_lens, generators, knobs)
-        features = self.decode_tokens(all_ids)
+        features = self.decode_by_length(all_ids, token_lens)
         outputs = []
         for b, (text, _, _) in enumerate(rows):
             frames = int(token_lens[b]) * UNIT_LENGTH
-            feats = features[b, :frames]
+            feats = features[b]
             joints = features_to_joints(feats, self.joints_num)
             outputs.append(GeneratedMotion(
                 text=text, length=frames, seed=row_seeds[b],
@@ -273,6 +277,23 @@ class MotionPipeline:
             cond_scale=float(knobs["res_cond_scale"]), generator=generators,
         )
         return all_ids, token_lens
+
+    @torch.no_grad()
+    def decode_by_length(self, all_ids: torch.Tensor, token_lens: torch.Tensor) -> list[torch.Tensor]:
+        """Decode each row at its own length (rows of equal length share one decoder call).
+
+        The convolutional decoder sees neighbouring frames, so decoding a short row inside a longer padded batch
+        would let the padding leak into its last frames; grouping by length keeps every row independent of its
+        batch neighbours.
+        """
+        decoded: list[torch.Tensor] = [torch.empty(0)] * all_ids.shape[0]
+        lengths = token_lens.tolist()
+        for n in sorted(set(lengths)):
+            rows = [b for b, length in enumerate(lengths) if length == n]
+            features = self.decode_tokens(all_ids[rows, : int(n)])
+            for row, feats in zip(rows, features, strict=True):
+                decoded[row] = feats
+        return decoded
 
     @torch.no_grad()
     def decode_tokens(self, all_ids: torch.Tensor) -> torch.Tensor:

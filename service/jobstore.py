@@ -112,6 +112,12 @@ class JobStore:
                                  error=json.dumps({"code": "cancelled", "message": "cancelled by the client"}))
         return applied == 1, self.get(job_id)
 
+    def abandon(self, job_id: str, message: str) -> bool:
+        """Fail a queued job that could not be enqueued."""
+        applied, _ = self._apply(job_id, ("queued",), state="failed", finished_at=repr(time.time()),
+                                 error=json.dumps({"code": "unavailable", "message": message}))
+        return applied == 1
+
     def fail_lost(self, job_id: str) -> bool:
         """Fail a running job whose worker stopped heart-beating and which was not redelivered."""
         msg = "the worker running this job stopped responding and the job was not redelivered"

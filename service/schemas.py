@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from service.registry import ID_PATTERN
 
@@ -13,6 +13,20 @@ JobType = Literal["generate", "unlearn", "evaluate"]
 MotionFormat = Literal["joints", "features", "bvh"]
 UnlearnMethod = Literal["lcr", "uce", "rece", "esd", "ft"]
 ParamValue = bool | int | float | str
+
+
+def _check_parameters(value: dict[str, ParamValue]) -> dict[str, ParamValue]:
+    for key, item in value.items():
+        if not 1 <= len(key) <= 64 or not key.replace("_", "").isalnum():
+            raise ValueError(f"parameter name {key[:70]!r} must be 1..64 letters, digits or _")
+        if isinstance(item, str) and len(item) > 256:
+            raise ValueError(f"parameter {key!r} is longer than 256 characters")
+        if isinstance(item, float) and not abs(item) < 1e12:
+            raise ValueError(f"parameter {key!r} must be finite and below 1e12 in magnitude")
+    return value
+
+
+Parameters = Annotated[dict[str, ParamValue], Field(max_length=32), AfterValidator(_check_parameters)]
 
 
 class Strict(BaseModel):
@@ -98,7 +112,7 @@ class UnlearnRequest(Strict):
     method: UnlearnMethod
     concept: str | None = Field(None, pattern=r"^[a-z0-9_-]{1,64}$", description="a predefined concept name")
     keywords: list[str] | None = Field(None, min_length=1, max_length=64, description="inline concept keywords")
-    parameters: dict[str, ParamValue] = Field(default_factory=dict, max_length=32)
+    parameters: Parameters = Field(default_factory=dict, description="method-specific settings")
     new_model_id: str | None = Field(None, pattern=ID_PATTERN, max_length=64, description="id of the result")
 
     @field_validator("keywords")
@@ -110,18 +124,6 @@ class UnlearnRequest(Strict):
             if not 1 <= len(word.strip()) <= 64:
                 raise ValueError(f"keyword {word[:70]!r} must be 1..64 characters")
         return [w.strip() for w in value]
-
-    @field_validator("parameters")
-    @classmethod
-    def _parameters(cls, value: dict[str, ParamValue]) -> dict[str, ParamValue]:
-        for key, item in value.items():
-            if not 1 <= len(key) <= 64 or not key.replace("_", "").isalnum():
-                raise ValueError(f"parameter name {key[:70]!r} must be 1..64 letters, digits or _")
-            if isinstance(item, str) and len(item) > 256:
-                raise ValueError(f"parameter {key!r} is longer than 256 characters")
-            if isinstance(item, float) and not abs(item) < 1e12:
-                raise ValueError(f"parameter {key!r} must be finite and below 1e12 in magnitude")
-        return value
 
     @model_validator(mode="after")
     def _one_concept(self) -> UnlearnRequest:

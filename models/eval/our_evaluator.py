@@ -97,6 +97,8 @@ class OurEvaluator(nn.Module):
     def __init__(self, cfg: OurEvaluatorConfig | None = None, text_encoder: SentenceEncoder | None = None):
         super().__init__()
         self.cfg = cfg = cfg or OurEvaluatorConfig()
+        if text_encoder is not None and getattr(text_encoder, "dim", cfg.text_dim) != cfg.text_dim:
+            raise ValueError(f"text encoder gives {text_encoder.dim}-d features, expected {cfg.text_dim}")
         self.text_encoder = text_encoder  # plain attribute: not an nn.Module child, not saved
         self.movement_encoder = MovementConvEncoder(
             cfg.dim_pose - cfg.n_contacts, cfg.movement_hidden, cfg.movement_latent, cfg.dropout
@@ -160,8 +162,8 @@ class OurEvaluator(nn.Module):
         meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": self.cfg.to_dict()}
         meta["text_encoder"] = text_encoder_spec
         (path / "config.json").write_text(json.dumps(meta, indent=2))
-        save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()},
-                  str(path / "evaluator.safetensors"))  # fmt: skip
+        tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        save_file(tensors, str(path / "evaluator.safetensors"))
 
     @classmethod
     def from_pretrained(

@@ -24,6 +24,10 @@ class LengthEstimator(nn.Module):
         )
         self.output.apply(init_weights)
 
+    def config_dict(self) -> dict[str, int]:
+        """Constructor arguments (stored in native config.json)."""
+        return {"cond_dim": self.cond_dim, "num_classes": self.num_classes}
+
     def forward(self, cond: torch.Tensor) -> torch.Tensor:
         """cond (B, cond_dim) -> logits (B, num_classes)."""
         if cond.dim() != 2 or cond.shape[1] != self.cond_dim or not cond.is_floating_point():

@@ -1,4 +1,4 @@
-"""Text encoders: `load_text_encoder({"type": "minilm"})` or `({"type": "clip", "path": ...})` -> TextEncoder."""
+"""Text encoders behind one interface: `load_text_encoder({"type": "minilm" | "clip", ...})`."""
 
 from models.text.base import (
     TextEncoder,
@@ -8,4 +8,10 @@ from models.text.base import (
     resolve_path,
 )
 
-__all__ = ["TextEncoder", "clear_text_encoder_cache", "load_text_encoder", "register_text_encoder", "resolve_path"]
+__all__ = [
+    "TextEncoder",
+    "clear_text_encoder_cache",
+    "load_text_encoder",
+    "register_text_encoder",
+    "resolve_path",
+]

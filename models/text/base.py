@@ -110,16 +110,18 @@ def load_text_encoder(
 ) -> TextEncoder:
     """Build (or reuse) the encoder described by `spec` on `device`.
 
-    Relative `spec["path"]` values are looked up in `search_paths` (e.g. the checkpoint directory),
-    then in the working directory. The last `CACHE_SIZE` encoders are cached, keyed by the resolved
-    spec and device, so pipelines in one process share one encoder: treat it as read-only.
+    Relative `spec["path"]` / `spec["tokenizer"]` values are looked up in `search_paths` (e.g. the
+    checkpoint directory), then in the working directory. The last `CACHE_SIZE` encoders are cached,
+    keyed by the resolved spec and device, so pipelines in one process share one encoder: treat it
+    as read-only.
     """
     if not isinstance(spec, dict) or not isinstance(spec.get("type"), str):
         raise ValueError(f"text encoder spec must be a dict with a string 'type', got {spec!r}")
     factory = _factory(spec["type"])
     spec = dict(spec)
-    if spec.get("path") is not None:
-        spec["path"] = str(resolve_path(spec["path"], search_paths))
+    for key in ("path", "tokenizer"):  # file locations, possibly relative to a checkpoint directory
+        if spec.get(key) is not None:
+            spec[key] = str(resolve_path(spec[key], search_paths))
     device = str(torch.device(device))
     key = (json.dumps(spec, sort_keys=True), device)
     if key in _CACHE:

@@ -233,20 +233,23 @@ def openai_to_hf(
     state: dict[str, torch.Tensor], source: Path
 ) -> tuple[CLIPTextConfig, dict[str, torch.Tensor]]:
     """Convert an OpenAI CLIP state dict to the config and state dict of CLIPTextModelWithProjection."""
-    required = [
-        "token_embedding.weight",
-        "positional_embedding",
-        "ln_final.weight",
-        "ln_final.bias",
-        "text_projection",
-        "transformer.resblocks.0.attn.in_proj_weight",
+    layer_ids = {int(k.split(".")[2]) for k in state if k.startswith("transformer.resblocks.")}
+    layers = 1 + max(layer_ids, default=-1)
+    per_layer = ["attn.in_proj_weight", "attn.in_proj_bias", "attn.out_proj.weight", "attn.out_proj.bias"]
+    per_layer += [
+        f"{m}.{kind}" for m in ("ln_1", "ln_2", "mlp.c_fc", "mlp.c_proj") for kind in ("weight", "bias")
+    ]
+    required = ["token_embedding.weight", "positional_embedding", "ln_final.weight", "ln_final.bias"]
+    required += ["text_projection"] + [
+        f"transformer.resblocks.{i}.{k}" for i in range(layers) for k in per_layer
     ]
     missing = [k for k in required if k not in state]
-    if missing:
-        raise ValueError(f"{source} is not an OpenAI CLIP state dict: missing keys {missing}")
+    if missing or layers == 0:
+        raise ValueError(
+            f"{source} is not an OpenAI CLIP state dict: missing keys {missing or ['transformer.*']}"
+        )
     state = {k: v.float() for k, v in state.items() if torch.is_tensor(v)}
     vocab, width = state["token_embedding.weight"].shape
-    layers = 1 + max(int(k.split(".")[2]) for k in state if k.startswith("transformer.resblocks."))
     config = CLIPTextConfig(
         vocab_size=vocab,
         hidden_size=width,
@@ -337,6 +340,7 @@ class CLIPEncoder(TextEncoder):
         return spec | ({"fp16": True} if self.fp16 else {})
 
     def to(self, device: str | torch.device) -> CLIPEncoder:
+        """Move to `device`: fp16 there if `fp16` and CUDA, else fp32 (weights once halved stay rounded)."""
         device = torch.device(device)
         dtype = torch.float16 if self.fp16 and device.type == "cuda" else torch.float32
         self.module.to(device=device, dtype=dtype)

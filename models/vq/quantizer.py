@@ -45,7 +45,7 @@ class QuantizeEMAReset(nn.Module):
             return x
         reps = math.ceil(self.nb_code / n)
         out = x.repeat(reps, 1)
-        noise = torch.randn(out.shape, generator=generator, device=x.device, dtype=x.dtype)
+        noise = torch.randn(out.shape, generator=generator, device=_gen_device(generator, x)).to(out)
         return out + noise * (0.01 / math.sqrt(self.code_dim))
 
     def distances(self, x: torch.Tensor) -> torch.Tensor:
@@ -69,13 +69,14 @@ class QuantizeEMAReset(nn.Module):
         batch_sum = onehot.t() @ x                          # (nb_code, code_dim)
         batch_count = onehot.sum(0)                         # (nb_code,)
         tiled = self._tile(x, generator)
-        perm = torch.randperm(tiled.shape[0], generator=generator, device=x.device)[: self.nb_code]
+        perm = torch.randperm(tiled.shape[0], generator=generator, device=_gen_device(generator, x))
+        perm = perm[: self.nb_code].to(x.device)
         rand_codes = tiled[perm]
         self.code_sum = self.mu * self.code_sum + (1 - self.mu) * batch_sum
         self.code_count = self.mu * self.code_count + (1 - self.mu) * batch_count
-        usage = (self.code_count >= 1.0).unsqueeze(-1).to(x.dtype)
-        ema_codes = self.code_sum / self.code_count.unsqueeze(-1)
-        self.codebook = usage * ema_codes + (1 - usage) * rand_codes
+        used = (self.code_count >= 1.0).unsqueeze(-1)
+        ema_codes = self.code_sum / self.code_count.clamp(min=1e-12).unsqueeze(-1)
+        self.codebook = torch.where(used, ema_codes, rand_codes)
         return _perplexity(batch_count)
 
     def forward(self, x: torch.Tensor, sample_temp: float = 0.0,
@@ -99,6 +100,11 @@ class QuantizeEMAReset(nn.Module):
         commit = F.mse_loss(x, x_d.detach())
         x_d = x + (x_d - x).detach()
         return x_d, ids, commit, perplexity
+
+
+def _gen_device(generator: torch.Generator | None, x: torch.Tensor) -> torch.device:
+    """Random draws happen on the generator's device (a CPU generator may drive a CUDA model)."""
+    return x.device if generator is None else generator.device
 
 
 def _perplexity(counts: torch.Tensor) -> torch.Tensor:
@@ -144,10 +150,9 @@ class ResidualVQ(nn.Module):
         mean commit loss, mean perplexity). Quantizer dropout keeps layers 0..s only, s ~ U{0..Q-1}."""
         n_active = self.num_quantizers
         if self.training and self.quantize_dropout_prob > 0:
-            u = torch.rand((), generator=generator, device=z.device)
-            if u.item() < self.quantize_dropout_prob:
-                n_active = int(torch.randint(0, self.num_quantizers, (), generator=generator,
-                                             device=z.device)) + 1
+            dev = _gen_device(generator, z)
+            if torch.rand((), generator=generator, device=dev).item() < self.quantize_dropout_prob:
+                n_active = int(torch.randint(0, self.num_quantizers, (), generator=generator, device=dev)) + 1
         residual, out = z, torch.zeros_like(z)
         ids, losses, perplexities = [], [], []
         for j, layer in enumerate(self.layers):

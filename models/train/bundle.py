@@ -1,0 +1,125 @@
+"""`train default`: every stage in order, then the native bundles momask-<size>, bamm-<size>, evaluator."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save_file
+
+from models.motion.normalize import Normalizer
+from models.train.config import CONFIG_DIR, TrainConfig, load_config
+from models.train.loops import STAGE_DIRS, TRAINERS, RunOptions, StageResult
+
+ORDER = ("vq", "mask", "res", "bamm", "length", "evaluator")
+# Share of a --max-minutes budget given to each stage (re-normalised over the stages still to run).
+BUDGET_SHARE = {"vq": 0.30, "mask": 0.22, "res": 0.17, "bamm": 0.20, "length": 0.02, "evaluator": 0.09}
+
+LICENCE = """## Licence
+
+These weights were trained on motion data whose terms are **non-commercial**; they inherit them:
+
+* Bandai Namco Research Motion Dataset: CC BY-NC 4.0 (Kobayashi et al. 2023, arXiv 2306.08861).
+* Reallusion motions (via nv-tlabs/ASE): "provided courtesy of Reallusion, strictly for noncommercial use".
+* CMU Graphics Lab Motion Capture Database: free for all uses; the data itself may not be resold.
+
+Use them for research only. Captions were built from the datasets' labels with templates, not written
+by annotators.
+"""
+
+
+def load_stage_configs(config_dir: str | Path | None = None, **overrides: Any) -> dict[str, TrainConfig]:
+    """configs/train/<stage>.json for every stage (or from `config_dir`), with overrides applied to all."""
+    directory = Path(config_dir) if config_dir is not None else CONFIG_DIR
+    if not directory.is_dir():
+        raise FileNotFoundError(f"training config directory {directory} not found")
+    return {stage: load_config(stage, directory / f"{stage}.json", **overrides) for stage in ORDER}
+
+
+def _fmt(metrics: dict[str, float]) -> str:
+    return ", ".join(f"{k} = {v:.4g}" for k, v in sorted(metrics.items()))
+
+
+def model_card(title: str, stages: list[str], results: dict[str, StageResult], configs: dict[str, TrainConfig],
+               data_dir: Path, command: str, seconds: dict[str, float]) -> str:
+    lines = [f"# {title}", "", "Trained by `hmu train default` (models/train) on CPU-sized budgets.", "",
+             "## Command", "", "```", command, "```", "", "## Data", "",
+             f"HumanML3D-format folder `{data_dir}` (splits train / val).", ""]
+    lines += ["## Stages", "", "| stage | model size | iterations | batch | wall time | best validation |",
+              "| --- | --- | --- | --- | --- | --- |"]
+    for stage in stages:
+        r, c = results[stage], configs[stage]
+        done = f"{r.fit.iteration}/{c.iters}" + (" (stopped early)" if r.fit.stopped_early else "")
+        lines.append(f"| {stage} | {c.size} | {done} | {c.batch_size} | {seconds[stage] / 60:.1f} min "
+                     f"| {_fmt(r.metrics)} (it {r.fit.best_iteration}) |")
+    counts = {s: {k: v for k, v in results[s].info.items() if isinstance(v, int)} for s in stages}
+    lines += ["", "Data counts per stage: `" + json.dumps(counts) + "`", "", LICENCE]
+    return "\n".join(lines)
+
+
+def train_default(data_dir: str | Path, out_dir: str | Path, config_dir: str | Path | None = None,
+                  opts: RunOptions | None = None, command: str | None = None,
+                  configs: dict[str, TrainConfig] | None = None) -> dict[str, Path]:
+    """Train every stage into out_dir and write out_dir/{momask-<size>, bamm-<size>, evaluator}."""
+    from models.pipeline import MotionPipeline
+    from models.text.base import load_text_encoder
+
+    opts = opts or RunOptions()
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    configs = configs or load_stage_configs(config_dir)
+    command = command or " ".join(shlex.quote(a) for a in ["hmu", *sys.argv[1:]])
+    if opts.text_encoder is None:
+        specs = {json.dumps(c.text_encoder, sort_keys=True) for s, c in configs.items() if s != "vq"}
+        if len(specs) != 1:
+            raise ValueError("every stage must use the same text_encoder spec")
+        opts.text_encoder = load_text_encoder(configs["mask"].text_encoder, device=opts.device)
+    t_start = time.monotonic()
+    results: dict[str, StageResult] = {}
+    seconds: dict[str, float] = {}
+    for k, stage in enumerate(ORDER):
+        stage_opts = RunOptions(**{**opts.__dict__})
+        stage_opts.resume = opts.resume and (out_dir / STAGE_DIRS[stage] / "latest.pt").is_file()
+        if opts.max_minutes is not None:
+            left = opts.max_minutes - (time.monotonic() - t_start) / 60
+            share = BUDGET_SHARE[stage] / sum(BUDGET_SHARE[s] for s in ORDER[k:])
+            stage_opts.max_minutes = max(0.1, left * share)
+        t0 = time.monotonic()
+        results[stage] = TRAINERS[stage](data_dir, out_dir, configs[stage], stage_opts)
+        seconds[stage] = time.monotonic() - t0
+
+    encoder = opts.text_encoder
+    vq_result = results["vq"]
+    stats = Normalizer.from_files(out_dir / STAGE_DIRS["vq"])
+    bundles = {}
+    for kind, base, stages in (("momask", "mask", ["vq", "mask", "res", "length"]),
+                               ("bamm", "bamm", ["vq", "bamm", "res"])):
+        pipeline = MotionPipeline(
+            kind=kind, text_encoder=encoder, vq=vq_result.model, base=results[base].model,
+            residual=results["res"].model, length_estimator=results["length"].model if kind == "momask" else None,
+            mean=stats.mean, std=stats.std, dataset="t2m",
+            manifest={"method": "train", "command": command, "stages": {
+                s: {"best_iteration": results[s].fit.best_iteration, "metrics": results[s].metrics}
+                for s in stages}},
+        )
+        name = f"{kind}-{configs[base].size}"
+        card = model_card(f"{name}: {kind} text-to-motion model", stages, results, configs, data_dir, command,
+                          seconds)
+        bundles[name] = pipeline.save_pretrained(out_dir / name, card=card)
+
+    evaluator = results["evaluator"].model.cpu()
+    ev_dir = out_dir / "evaluator"
+    evaluator.save_pretrained(ev_dir, text_encoder_spec=encoder.spec())
+    save_file({"mean": torch.from_numpy(stats.mean), "std": torch.from_numpy(stats.std)}, str(ev_dir / "stats.safetensors"))
+    (ev_dir / "MODEL_CARD.md").write_text(
+        model_card("evaluator: our text/motion co-embedding evaluator", ["evaluator"], results, configs,
+                   data_dir, command, seconds)
+        + "\nMotions are embedded in the space normalised with `stats.safetensors` (the VQ's training "
+          "statistics), so VQ-decoded motions can be embedded without re-normalising.\n", encoding="utf-8")
+    bundles["evaluator"] = ev_dir
+    return bundles
+

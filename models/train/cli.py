@@ -1,0 +1,58 @@
+"""`hmu train vq|mask|res|bamm|length|evaluator|default --data DIR --out DIR ...`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from models.train.config import STAGES, load_config
+
+
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return number
+
+
+def register(subparsers) -> None:
+    """Add the `train` command to the `hmu` parser."""
+    parser = subparsers.add_parser("train", help="train the default models on a HumanML3D-format folder")
+    parser.add_argument("stage", choices=[*STAGES, "default"],
+                        help="one model, or `default` = all stages and the native bundles")
+    parser.add_argument("--data", required=True, help="HumanML3D-format folder (new_joint_vecs, texts, ...)")
+    parser.add_argument("--out", required=True, help="output folder (one sub-folder per stage)")
+    parser.add_argument("--config", help="training config JSON (a folder of <stage>.json for `default`); "
+                        "default: configs/train/")
+    parser.add_argument("--vq", help="trained VQ folder for mask/res/bamm/length/evaluator (default: OUT/vq)")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/<stage>/latest.pt")
+    parser.add_argument("--max-minutes", type=_positive_float,
+                        help="wall-time budget; the run then validates, saves and stops")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
+    parser.set_defaults(func=cmd_train)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from models.train.bundle import train_default
+    from models.train.loops import TRAINERS, RunOptions
+
+    data, out = Path(args.data), Path(args.out)
+    if not data.is_dir():
+        raise FileNotFoundError(f"--data {data} is not a directory")
+    opts = RunOptions(resume=args.resume, max_minutes=args.max_minutes, device=args.device,
+                      progress=not args.no_progress)
+    command = " ".join(shlex.quote(a) for a in ["hmu", *sys.argv[1:]])
+    if args.stage == "default":
+        bundles = train_default(data, out, config_dir=args.config, opts=opts, command=command)
+        print(json.dumps({name: str(path) for name, path in bundles.items()}, indent=2))
+        return 0
+    cfg = load_config(args.stage, args.config)
+    kwargs = {} if args.stage == "vq" else {"vq_dir": args.vq}
+    result = TRAINERS[args.stage](data, out, cfg, opts, **kwargs)
+    print(json.dumps({"stage": args.stage, "iteration": result.fit.iteration,
+                      "best_iteration": result.fit.best_iteration, "metrics": result.metrics}, indent=2))
+    return 0

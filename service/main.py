@@ -1,0 +1,109 @@
+"""The FastAPI gateway. It never loads a model: it validates requests, stores job records in Redis and
+publishes Celery tasks. Run it with `hmu serve`, or `uvicorn --factory service.main:create_app`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import kombu.exceptions
+import redis
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry
+
+from hmu import __version__
+from hmu.settings import Settings, get_settings
+from service.deps import Services
+from service.jobstore import JobStore
+from service.metrics import HttpMetrics, RedisCollector
+from service.routes import evaluate, generate, health, jobs, models, unlearn
+from worker.app import create_celery, redis_client, require_redis_url
+
+log = logging.getLogger("hmu.service")
+UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError, kombu.exceptions.OperationalError)
+DESCRIPTION = """Text-to-motion generation (MoMask, BAMM), concept unlearning and evaluation.
+
+Long work runs as jobs: `POST` answers 202 with a job URL to poll (`POST /generate` waits up to
+`wait_seconds` and answers 200 with the motion when it is done by then). Send the API key in `X-API-Key`
+unless the server runs in open local mode (`GET /healthz` says which)."""
+
+
+def _describe(error: RequestValidationError) -> tuple[str, list[dict]]:
+    errors = [{"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", "")} for e in error.errors()]
+    text = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors)
+    return f"invalid request: {text}", errors
+
+
+def install_error_handlers(app: FastAPI, retry_after_s: int) -> None:
+    """Clear JSON errors, 503 + Retry-After when Redis is down, never a stack trace."""
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
+        detail, errors = _describe(error)
+        return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, error: HTTPException) -> JSONResponse:
+        return JSONResponse({"detail": str(error.detail)}, status_code=error.status_code, headers=error.headers)
+
+    for kind in UNAVAILABLE:
+        @app.exception_handler(kind)
+        async def unavailable(_: Request, error: Exception) -> JSONResponse:
+            log.warning("Redis/broker unreachable: %s", error)
+            return JSONResponse({"detail": "the job store (Redis) is unreachable; retry later"}, status_code=503,
+                                headers={"Retry-After": str(retry_after_s)})
+
+    @app.exception_handler(Exception)
+    async def internal(_: Request, error: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return JSONResponse({"detail": "internal server error (see the server log)"}, status_code=500)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the gateway for `settings` (default: from the environment; HMU_REDIS_URL is required)."""
+    settings = settings or get_settings()
+    client = redis_client(require_redis_url(settings))
+    registry = CollectorRegistry()
+    registry.register(RedisCollector(client))
+    services = Services(
+        settings=settings, redis=client,
+        store=JobStore(client, Path(settings.artifacts_dir), settings.job_ttl_s, settings.result_inline_max_bytes),
+        celery=create_celery(settings), registry=registry, http_metrics=HttpMetrics(registry),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        if settings.open_mode:
+            log.warning("no API keys configured (HMU_API_KEYS): open local mode, every endpoint is unauthenticated")
+        yield
+        client.close()
+
+    app = FastAPI(title="hmu", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app.state.services = services
+    install_error_handlers(app, settings.retry_after_s)
+    upload_cap = 2 * settings.upload_max_bytes + 2**20
+
+    @app.middleware("http")
+    async def observe(request: Request, call_next):
+        start, status = time.perf_counter(), 500
+        try:
+            length = request.headers.get("content-length")
+            if length and length.isdigit() and int(length) > upload_cap:
+                status = 413
+                return JSONResponse({"detail": f"request body larger than {upload_cap} bytes"}, status_code=413)
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            route = request.scope.get("route")
+            services.http_metrics.observe(getattr(route, "path", "unmatched"), request.method, status,
+                                          time.perf_counter() - start)
+
+    for module in (generate, jobs, models, unlearn, evaluate, health):
+        app.include_router(module.router)
+    return app

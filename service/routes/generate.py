@@ -1,0 +1,34 @@
+"""POST /generate: text -> motion, answered synchronously when it finishes within `wait_seconds`."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from starlette.concurrency import run_in_threadpool
+
+from service import dispatch, registry
+from service.deps import Services, get_services, require
+from service.schemas import ErrorBody, GenerateRequest, GenerateResult, JobAccepted
+
+router = APIRouter(tags=["generate"])
+
+
+@router.post(
+    "/generate", response_model=GenerateResult, dependencies=[require("generate")],
+    responses={202: {"model": JobAccepted, "description": "not finished yet: poll status_url"},
+               404: {"model": ErrorBody}, 422: {"model": ErrorBody}, 501: {"model": ErrorBody},
+               503: {"model": ErrorBody}},
+)
+async def generate(body: GenerateRequest, request: Request, services: Services = Depends(get_services)):
+    """Generate `num_samples` motions for `text`; 200 with the motions, or 202 with the job URL."""
+    model_id = body.model or services.settings.default_model
+    if not await run_in_threadpool(registry.model_exists, services.settings, model_id):
+        raise HTTPException(404, f"model {model_id!r} not found; GET /models lists the available ones")
+    payload = {"text": body.text, "length_frames": body.length_frames, "num_samples": body.num_samples,
+               "seed": body.seed, "format": body.format, "sampling": body.sampling()}
+    record = await dispatch.submit(services, "generate", payload, model_id)
+    record = await dispatch.wait(services, record["id"], body.wait_seconds)
+    if record["state"] == "succeeded":
+        return record["result"]
+    if record["state"] in ("failed", "cancelled"):
+        raise dispatch.failure(record)
+    return dispatch.accepted(request, record)

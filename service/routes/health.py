@@ -1,0 +1,48 @@
+"""GET /healthz (process alive), GET /readyz (Redis reachable; workers listed), GET /metrics (Prometheus)."""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis import RedisError
+
+from hmu import __version__
+from service.deps import Services, get_services
+from service.schemas import Health, Ready
+
+router = APIRouter(tags=["health"])
+WORKER_KEYS = "hmu:worker:*"
+
+
+@router.get("/healthz", response_model=Health)
+async def healthz(services: Services = Depends(get_services)):
+    """Liveness: the gateway process answers (does not touch Redis)."""
+    return Health(status="ok", version=__version__, auth="open" if services.settings.open_mode else "api-keys")
+
+
+def workers(services: Services) -> list[dict]:
+    keys = sorted(services.redis.scan_iter(WORKER_KEYS, count=100))
+    return [json.loads(v) for v in services.redis.mget(keys) if v] if keys else []
+
+
+@router.get("/readyz", response_model=Ready, responses={503: {"model": Ready}})
+def readyz(services: Services = Depends(get_services)):
+    """Readiness: Redis answers. Lists the live workers (jobs wait in their queue while there are none)."""
+    try:
+        services.redis.ping()
+        live = workers(services)
+    except RedisError as error:
+        body = Ready(status="unavailable", redis=False, detail=f"Redis unreachable: {error}")
+        return JSONResponse(body.model_dump(), status_code=503,
+                            headers={"Retry-After": str(services.settings.retry_after_s)})
+    return Ready(status="ready", redis=True, workers=live,
+                 detail=None if live else "no worker is running: jobs will wait in their queues")
+
+
+@router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
+def metrics(services: Services = Depends(get_services)):
+    """Prometheus metrics: HTTP, jobs by type/state, job durations, queue depth, batch sizes, model load time."""
+    return Response(generate_latest(services.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,41 @@
+"""GET /jobs/{id} (status, progress, result or error) and DELETE /jobs/{id} (cancel)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Path
+from starlette.concurrency import run_in_threadpool
+
+from service import dispatch
+from service.deps import Principal, Services, authenticate, get_services, require_scope
+from service.metrics import RedisMetrics
+from service.schemas import ErrorBody, JobStatus
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="job id (32 hex digits)")]
+SCOPE_OF = {"generate": "generate", "evaluate": "evaluate", "unlearn": "admin"}
+
+
+@router.get("/{job_id}", response_model=JobStatus, name="get_job", responses={404: {"model": ErrorBody}})
+async def get_job(job_id: JobId, _: Principal = Depends(authenticate), services: Services = Depends(get_services)):
+    """Status, progress (0..1), timestamps, and the result or a clear error."""
+    return await dispatch.read(services, job_id)
+
+
+@router.delete("/{job_id}", response_model=JobStatus, responses={404: {"model": ErrorBody},
+                                                                 409: {"model": ErrorBody}})
+async def cancel_job(job_id: JobId, principal: Principal = Depends(authenticate),
+                     services: Services = Depends(get_services)):
+    """Cancel a queued or running job (a running job stops at its next progress check)."""
+    record = await dispatch.read(services, job_id)
+    require_scope(SCOPE_OF[record["type"]], principal)
+    changed, record = await run_in_threadpool(services.store.cancel, job_id)
+    if record is None:
+        raise HTTPException(404, f"job {job_id} not found")
+    if not changed:
+        raise HTTPException(409, f"job {job_id} is already {record['state']}; only queued or running jobs can be "
+                                 "cancelled")
+    await run_in_threadpool(services.celery.control.revoke, job_id)
+    await run_in_threadpool(RedisMetrics(services.redis).inc_job, record["type"], "cancelled")
+    return record

@@ -1,0 +1,37 @@
+"""POST /unlearn: remove a concept from a model; the job's result registers a new model id (admin only)."""
+
+from __future__ import annotations
+
+import hashlib
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from starlette.concurrency import run_in_threadpool
+
+from service import dispatch, registry
+from service.deps import Services, get_services, require
+from service.schemas import ErrorBody, JobAccepted, UnlearnRequest
+
+router = APIRouter(tags=["unlearn"])
+
+
+def new_model_id(base: str, body: UnlearnRequest) -> str:
+    """Default id of the unlearned model, e.g. `momask-small-lcr-violence` or `...-lcr-kw3f2a1c`."""
+    concept = body.concept or "kw" + hashlib.sha256("|".join(body.keywords or []).encode()).hexdigest()[:6]
+    return f"{base}-{body.method}-{concept}"[:64].strip("-._")
+
+
+@router.post("/unlearn", status_code=202, response_model=JobAccepted, dependencies=[require("admin")],
+             responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}, 422: {"model": ErrorBody},
+                        503: {"model": ErrorBody}})
+async def unlearn(body: UnlearnRequest, request: Request, services: Services = Depends(get_services)):
+    """Queue an unlearning job (method lcr | uce | rece | esd | ft) for a concept or inline keywords."""
+    settings = services.settings
+    base = body.base_model or settings.default_model
+    if not await run_in_threadpool(registry.model_exists, settings, base):
+        raise HTTPException(404, f"base model {base!r} not found; GET /models lists the available ones")
+    target = body.new_model_id or new_model_id(base, body)
+    if await run_in_threadpool(registry.model_exists, settings, target):
+        raise HTTPException(409, f"model id {target!r} already exists; choose another new_model_id")
+    payload = {**body.model_dump(), "base_model": base, "new_model_id": target}
+    record = await dispatch.submit(services, "unlearn", payload, base)
+    return dispatch.accepted(request, record)

@@ -1,0 +1,168 @@
+"""Celery tasks (generate, unlearn, evaluate) and the job bodies they run.
+
+A task's only argument is the job id; the request lives in the job record (service.jobstore). Tasks are
+acked late and rejected (requeued) when the worker process is lost, so a killed worker's job is redelivered;
+`WorkerRuntime.execute` makes redelivery safe (it never runs a finished or cancelled job).
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+from collections.abc import Hashable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from celery import Celery
+
+from service.jobstore import JobError
+from service.registry import NotFound, dataset_dir, model_dir, model_exists
+from worker import adapters
+from worker.app import TASKS
+from worker.batching import MicroBatcher
+from worker.cache import ModelCache
+from worker.runtime import JobContext, WorkerRuntime
+
+FPS = 20
+DECIMALS = 5  # 0.01 mm: enough for joints in metres, keeps JSON results small
+
+
+def register_tasks(app: Celery, runtime: WorkerRuntime) -> None:
+    """Bind the three tasks to `app`, running their jobs through `runtime`."""
+    settings = runtime.settings
+    runtime.batcher = MicroBatcher(
+        run=lambda key, items: generate_batch(runtime.models, key, items),
+        window_s=settings.batch_window_ms / 1000, max_size=settings.batch_max_size,
+        size_of=lambda item: item.num_samples,
+    )
+    options = {"bind": True, "acks_late": True, "reject_on_worker_lost": True}
+
+    @app.task(name=TASKS["generate"], **options)
+    def generate(self, job_id: str) -> str:
+        return runtime.execute(job_id, lambda job: run_generate(runtime, job))
+
+    @app.task(name=TASKS["unlearn"], **options)
+    def unlearn(self, job_id: str) -> str:
+        return runtime.execute(job_id, lambda job: run_unlearn(runtime, job))
+
+    @app.task(name=TASKS["evaluate"], **options)
+    def evaluate(self, job_id: str) -> str:
+        return runtime.execute(job_id, lambda job: run_evaluate(runtime, job))
+
+
+# ---------------------------------------------------------------------------------------------- generate
+@dataclass(frozen=True)
+class GenerateItem:
+    text: str
+    length: int | None
+    num_samples: int
+    seed: int
+
+
+def generate_batch(models: ModelCache, key: Hashable, items: list[GenerateItem]) -> list[list[Any]]:
+    """One model call for several requests of the same model and sampling knobs; motions per request."""
+    model_id, knobs = key
+    pipeline = models.get(model_id)
+    texts, lengths, seeds = [], [], []
+    for item in items:
+        for j in range(item.num_samples):
+            texts.append(item.text)
+            lengths.append(item.length)
+            seeds.append(item.seed + j)
+    if models.metrics is not None:
+        models.metrics.observe("hmu_generate_batch_size", (model_id,), len(texts))
+    motions = pipeline.generate(texts, lengths, seeds=seeds, **dict(knobs))
+    out, start = [], 0
+    for item in items:
+        out.append(motions[start:start + item.num_samples])
+        start += item.num_samples
+    return out
+
+
+def run_generate(runtime: WorkerRuntime, job: JobContext) -> dict[str, Any]:
+    request = job.request
+    model_id = job.record["model"]
+    if not model_exists(runtime.settings, model_id):
+        raise JobError("not_found", f"model {model_id!r} not found")
+    seed = request.get("seed")
+    item = GenerateItem(text=request["text"], length=request.get("length_frames"),
+                        num_samples=int(request.get("num_samples", 1)),
+                        seed=int(seed) if seed is not None else secrets.randbelow(2**31 - 16))
+    knobs = tuple(sorted((k, v) for k, v in (request.get("sampling") or {}).items() if v is not None))
+    job.check_cancelled()
+    motions = runtime.batcher.submit((model_id, knobs), item)
+    fmt = request.get("format", "joints")
+    return {"job_id": job.id, "model": model_id, "format": fmt, "fps": FPS,
+            "samples": [motion_payload(m, fmt) for m in motions]}
+
+
+def motion_payload(motion: Any, fmt: str) -> dict[str, Any]:
+    """A generated motion as JSON: joints (T, 22, 3), features (T, 263) or BVH text."""
+    sample: dict[str, Any] = {"text": motion.text, "length": int(motion.length), "seed": motion.seed}
+    if fmt == "joints":
+        sample["joints"] = np.round(motion.joints.astype(np.float64), DECIMALS).tolist()
+    elif fmt == "features":
+        sample["features"] = np.round(motion.features.astype(np.float64), DECIMALS).tolist()
+    elif fmt == "bvh":
+        sample["bvh"] = adapters.joints_to_bvh(motion.joints, fps=FPS)
+    else:
+        raise JobError("bad_request", f"unknown format {fmt!r}")
+    return sample
+
+
+# ---------------------------------------------------------------------------------------------- unlearn
+def run_unlearn(runtime: WorkerRuntime, job: JobContext) -> dict[str, Any]:
+    settings, request = runtime.settings, job.request
+    base_id, new_id = job.record["model"], request["new_model_id"]
+    try:
+        base_dir = model_dir(settings, base_id)
+    except NotFound as error:
+        raise JobError("not_found", str(error)) from error
+    models_dir = Path(settings.models_dir)
+    final = models_dir / new_id
+    if model_exists(settings, new_id):
+        raise JobError("conflict", f"model id {new_id!r} already exists")
+    tmp = models_dir / f".tmp-{job.id}"
+    shutil.rmtree(tmp, ignore_errors=True)  # leftovers of an interrupted earlier attempt
+    tmp.mkdir(parents=True)
+    try:
+        job.progress(0.0, f"unlearning with {request['method']}")
+        summary = adapters.run_unlearning(
+            base_model_dir=base_dir, out_dir=tmp, method=request["method"], concept=request.get("concept"),
+            keywords=request.get("keywords"), parameters=request.get("parameters") or {},
+            device=settings.device, progress=job.progress)
+        if not (tmp / "config.json").is_file():
+            raise JobError("internal", "unlearning finished without writing a model (config.json missing)")
+        job.check_cancelled()
+        try:
+            tmp.rename(final)
+        except OSError as error:
+            raise JobError("conflict", f"could not register model {new_id!r}: {error}") from error
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {"model_id": new_id, "model_url": f"/models/{new_id}", "base_model": base_id,
+            "method": request["method"], "summary": summary}
+
+
+# ---------------------------------------------------------------------------------------------- evaluate
+def run_evaluate(runtime: WorkerRuntime, job: JobContext) -> dict[str, Any]:
+    settings, request = runtime.settings, job.request
+    try:
+        models = {model_id: model_dir(settings, model_id) for model_id in request["models"]}
+        if request.get("dataset"):
+            root = dataset_dir(settings, request["dataset"])
+            forget_dir, retain_dir = root / "forget", root / "retain"
+        else:
+            uploads = Path(settings.artifacts_dir)  # upload folders are stored relative to the shared volume
+            forget_dir, retain_dir = uploads / request["forget_dir"], uploads / request["retain_dir"]
+    except NotFound as error:
+        raise JobError("not_found", str(error)) from error
+    out_dir = Path(settings.artifacts_dir) / job.id / "report"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    job.progress(0.0, "evaluating")
+    report = adapters.run_evaluation(models=models, forget_dir=forget_dir, retain_dir=retain_dir, out_dir=out_dir,
+                                     parameters=request.get("parameters") or {}, device=settings.device,
+                                     progress=job.progress)
+    return {"models": list(models), "report": report, "artifacts_dir": str(out_dir)}
