@@ -7,7 +7,6 @@ import torch
 
 from models.bamm import BAMMTransformer
 from models.bamm.attention import attention_allowed, blocked_per_head, condition_positions
-from models.bamm.sampling import rand_rows, sample_rows
 from models.momask import TransformerConfig
 
 K = 12  # codes 0..11, end 12, pad 13, mask 14
@@ -119,16 +118,6 @@ def test_cfg_by_batch_doubling():
     guided = m.forward_with_cond_scale(ids, c, cond_scale=4.0)
     assert torch.allclose(guided, l_u + 4.0 * (l_c - l_u), atol=1e-5)
     assert torch.allclose(m.forward_with_cond_scale(ids, c, cond_scale=4.0, force_mask=True), l_u)
-
-
-# ------------------------------------------------------------------ sampling helpers
-def test_per_row_generators_are_independent_of_neighbours():
-    logits = torch.randn(3, 20)
-    together = sample_rows(logits, [gen(10), gen(11), gen(12)])
-    alone = sample_rows(logits[1:2], [gen(11)])
-    assert together[1] == alone[0]
-    u = rand_rows((3, 4), [gen(1), gen(2), gen(3)], "cpu")
-    assert torch.equal(u[2], rand_rows((1, 4), [gen(3)], "cpu")[0])
 
 
 # ------------------------------------------------------------------ generation

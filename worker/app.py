@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import redis
 from celery import Celery
+from celery.signals import worker_ready
 
 from hmu.settings import QUEUES, Settings, get_settings
 
@@ -90,7 +91,8 @@ def run_worker(queues: Sequence[str] = QUEUES, concurrency: int | None = None, s
     name = f"hmu-{'-'.join(queues)}-{os.getpid()}@{socket.gethostname()}"
     runtime = WorkerRuntime(settings, name=name, queues=queues)
     register_tasks(app, runtime)
-    runtime.start()
+    # announce the worker (and start job heartbeats) only once it consumes, so /readyz never lies
+    worker_ready.connect(lambda **_: runtime.start(), weak=False)
     try:
         app.worker_main([
             "worker", f"--queues={','.join(queues)}", f"--concurrency={concurrency}", "--pool=threads",

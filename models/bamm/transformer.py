@@ -14,10 +14,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.bamm.attention import attention_allowed, blocked_per_head, condition_positions
-from models.bamm.sampling import Generators, check_generators, rand_rows, sample_rows
 from models.common import (
     CondTransformerBase,
+    Generators,
     OutputProcess,
+    categorical_sample,
     cfg_combine,
     check_token_lens,
     eval_mode,
@@ -92,7 +93,7 @@ class BAMMTransformer(CondTransformerBase):
             logits = self.forward_with_cond_scale(x, cond, cond_idx, cond_scale, force_mask)[:, k]  # (B, K+1)
             if not allow_end:
                 logits = logits[:, :self.end_id]
-            ids[:, k] = sample_rows(logits, generator)
+            ids[:, k] = categorical_sample(logits, 1.0, generator)
         return ids
 
     def _predicted_lengths(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -129,7 +130,7 @@ class BAMMTransformer(CondTransformerBase):
         """
         self.check_cond(cond)
         b, dev, n = cond.shape[0], cond.device, self.max_tokens
-        check_generators(generator, b)
+        _check_generators(generator, b)
         predict_len = token_lens is None
         if not predict_len:
             token_lens = check_token_lens(token_lens, b, n).to(dev)
@@ -146,7 +147,7 @@ class BAMMTransformer(CondTransformerBase):
         valid = pos < lens
         ids = torch.where(valid, ids, self.pad_id).masked_fill(pos == lens, self.end_id)
 
-        scores = rand_rows((b, n + 1), generator, dev).masked_fill(~valid, 2.0)  # pads rank last
+        scores = uniform((b, n + 1), generator, dev).masked_fill(~valid, 2.0)  # pads rank last
         resample = lowest_k_mask(scores, num_masked(0.5, token_lens))
         keep = (valid & ~resample) | (pos == lens)
         cond_idx = torch.where(keep, ids, self.pad_id)
@@ -177,14 +178,14 @@ class BAMMTransformer(CondTransformerBase):
         self.check_cond(cond)
         if cond.shape[0] != b:
             raise ValueError(f"cond has {cond.shape[0]} rows for {b} rows of cond_tokens")
-        check_generators(generator, b)
+        _check_generators(generator, b)
 
         free = cond_tokens < 0
         cond_idx = cond_tokens.masked_fill(free, self.pad_id).long()
         ids = cond_idx.clone()
         for k in range(n):
             logits = self.forward_with_cond_scale(ids, cond, cond_idx, cond_scale, force_mask)[:, k]
-            ids[:, k] = sample_rows(logits[:, :self.end_id], generator)
+            ids[:, k] = categorical_sample(logits[:, :self.end_id], 1.0, generator)
             ids = torch.where(free, ids, cond_idx)
         return ids
 
@@ -219,7 +220,8 @@ class BAMMTransformer(CondTransformerBase):
 
         p = 0.5 * uniform((), generator, dev)
         replace = (uniform((b, n + 1), generator, dev) < p) & valid
-        rand_ids = torch.randint(0, self.num_tokens, (b, n + 1), generator=generator, device=dev)
+        rand_ids = (uniform((b, n + 1), generator, dev) * self.num_tokens).long()  # uniform random codes
+        rand_ids = rand_ids.clamp(max=self.num_tokens - 1)
         x = torch.where(replace, rand_ids, labels)
 
         logits = self.forward_logits(x, cond, cond_idx, generator=generator)[:, :-1]  # (B, n+1, K+1)
@@ -227,3 +229,13 @@ class BAMMTransformer(CondTransformerBase):
         weights = with_end / (lens.unsqueeze(1) + 1) / b
         acc = (logits.argmax(dim=-1) == labels)[with_end].float().mean()
         return (ce * weights).sum(), acc
+
+
+def _check_generators(generator: Generators, batch_size: int) -> None:
+    """Raise a ValueError unless `generator` is None, a torch.Generator or one generator per row."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return
+    if not all(isinstance(g, torch.Generator) for g in generator):
+        raise ValueError("generator must be a torch.Generator, a list of them (one per row) or None")
+    if len(generator) != batch_size:
+        raise ValueError(f"got {len(generator)} generators for a batch of {batch_size}")

@@ -45,6 +45,7 @@ class StageResult:
     model: torch.nn.Module                 # best weights, eval mode
     fit: FitResult
     metrics: dict[str, float]              # validation metrics of the best checkpoint
+    directory: Path                        # <out>/<stage dir>: latest.pt, best.pt, log.jsonl
     info: dict[str, Any] = field(default_factory=dict)  # data counts etc. for the model card
 
 
@@ -72,7 +73,7 @@ def _finish(stage: str, model: torch.nn.Module, result: FitResult, stage_dir: Pa
             info: dict[str, Any]) -> StageResult:
     best = load_checkpoint(stage_dir / BEST, device)
     model.load_state_dict(best["model"])
-    return StageResult(stage, model.eval(), result, dict(best["metrics"]), info)
+    return StageResult(stage, model.eval(), result, dict(best["metrics"]), stage_dir, info)
 
 
 def _text_encoder(cfg: TrainConfig, opts: RunOptions):
