@@ -23,15 +23,16 @@ class Settings(BaseSettings):
     No keys configured means open local mode (every endpoint is unauthenticated).
     """
 
-    model_config = SettingsConfigDict(env_prefix="HMU_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="HMU_", extra="ignore", env_ignore_empty=True)
 
     # Where things live
-    redis_url: str | None = Field(None, description="redis://host:port/db or unix:///path.sock; None = embedded")
-    models_dir: Path = Field(Path("artifacts/models"), description="registered (e.g. unlearned) models, writable")
+    redis_url: str | None = Field(None, description="redis://host:port/db or unix:///x.sock; None = embedded")
+    models_dir: Path = Field(Path("artifacts/models"), description="registered (e.g. unlearned) models")
     weights_dir: Path = Field(REPO_ROOT / "weights", description="shipped models, read-only")
-    datasets_dir: Path = Field(Path("artifacts/datasets"), description="named evaluation sets: <name>/{forget,retain}")
-    artifacts_dir: Path = Field(Path("artifacts/jobs"), description="large job results and uploads (shared volume)")
-    data_dir: Path = Field(Path("artifacts/local"), description="embedded Redis database (hmu serve without Redis)")
+    datasets_dir: Path = Field(Path("artifacts/datasets"), description="<name>/{forget,retain} sets")
+    artifacts_dir: Path = Field(Path("artifacts/jobs"), description="results, uploads (shared)")
+    data_dir: Path = Field(Path("artifacts/local"), description="embedded Redis database (`hmu serve`)")
+    unlearn_data_dir: Path | None = Field(None, description="HumanML3D-format data for LCR / FT / ESD")
     default_model: str = "momask-small"
     device: str = "cpu"
 
@@ -43,13 +44,13 @@ class Settings(BaseSettings):
     result_inline_max_bytes: int = Field(2_000_000, ge=1024, description="larger results go to artifacts_dir")
     job_max_attempts: int = Field(3, ge=1, le=20, description="deliveries before a job fails as worker-lost")
     heartbeat_interval_s: float = Field(5.0, gt=0)
-    job_stale_after_s: float = Field(30.0, gt=0, description="no heartbeat for this long = worker presumed dead")
+    job_stale_after_s: float = Field(30.0, gt=0, description="no heartbeat this long: worker presumed dead")
     visibility_timeout_s: int = Field(300, ge=10, description="unacked messages are redelivered after this")
     retry_after_s: int = Field(5, ge=1, description="Retry-After sent with 503 when Redis is unreachable")
 
     # Workers
     worker_concurrency: int = Field(4, ge=1, le=64)
-    batch_window_ms: float = Field(10.0, ge=0, le=1000, description="wait this long to gather a generate batch")
+    batch_window_ms: float = Field(10.0, ge=0, le=1000, description="time to gather a generate batch")
     batch_max_size: int = Field(32, ge=1, le=512, description="most motions generated in one call")
     model_cache_size: int = Field(2, ge=1, le=16)
 

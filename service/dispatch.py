@@ -28,7 +28,8 @@ async def submit(services: Services, job_type: str, request: dict[str, Any], mod
     try:
         await run_in_threadpool(services.celery.send_task, TASKS[job_type], args=[job_id], task_id=job_id)
     except Exception:
-        await run_in_threadpool(services.store.abandon, job_id, "the job could not be queued (broker unreachable)")
+        message = "the job could not be queued (broker unreachable)"
+        await run_in_threadpool(services.store.abandon, job_id, message)
         raise
     await run_in_threadpool(RedisMetrics(services.redis).inc_job, job_type, "queued")
     return record

@@ -74,7 +74,8 @@ class JobError(Exception):
 class JobStore:
     """Read and change job records. `client` is a `redis.Redis` with `decode_responses=True`."""
 
-    def __init__(self, client: redis.Redis, artifacts_dir: Path, ttl_s: int, inline_max_bytes: int = 2_000_000):
+    def __init__(self, client: redis.Redis, artifacts_dir: Path, ttl_s: int,
+                 inline_max_bytes: int = 2_000_000):
         self.r = client
         self.artifacts_dir = Path(artifacts_dir)
         self.ttl_s = int(ttl_s)
@@ -108,8 +109,9 @@ class JobStore:
 
     def cancel(self, job_id: str) -> tuple[bool, dict[str, Any] | None]:
         """Cancel a queued or running job. Returns (changed, record)."""
-        applied, _ = self._apply(job_id, ACTIVE, state="cancelled", finished_at=repr(time.time()),
-                                 error=json.dumps({"code": "cancelled", "message": "cancelled by the client"}))
+        error = json.dumps({"code": "cancelled", "message": "cancelled by the client"})
+        now = repr(time.time())
+        applied, _ = self._apply(job_id, ACTIVE, state="cancelled", finished_at=now, error=error)
         return applied == 1, self.get(job_id)
 
     def abandon(self, job_id: str, message: str) -> bool:
@@ -128,8 +130,8 @@ class JobStore:
     # ------------------------------------------------------------------ worker side
     def start(self, job_id: str, worker: str, stale_after_s: float, max_attempts: int) -> tuple[str, int]:
         """Claim a delivered job: ('run', attempt) or ('missing'|'terminal'|'duplicate'|'exhausted', n)."""
-        decision, attempts = self._start(
-            keys=[self.key(job_id)], args=[repr(time.time()), stale_after_s, max_attempts, worker, self.ttl_s])
+        args = [repr(time.time()), stale_after_s, max_attempts, worker, self.ttl_s]
+        decision, attempts = self._start(keys=[self.key(job_id)], args=args)
         return str(decision), int(attempts)
 
     def heartbeat(self, job_ids: list[str]) -> None:
@@ -194,5 +196,6 @@ class JobStore:
             if path.is_file():
                 record["result"] = json.loads(path.read_text())
             else:
-                record["error"] = {"code": "result_missing", "message": f"result file {raw['result_file']} is gone"}
+                message = f"result file {raw['result_file']} is gone"
+                record["error"] = {"code": "result_missing", "message": message}
         return record

@@ -13,7 +13,8 @@ import kombu.exceptions
 import redis
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 
 from hmu import __version__
@@ -25,6 +26,7 @@ from service.routes import evaluate, generate, health, jobs, models, unlearn
 from worker.app import create_celery, redis_client, require_redis_url
 
 log = logging.getLogger("hmu.service")
+STATIC_DIR = Path(__file__).parent / "static"
 UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError, kombu.exceptions.OperationalError)
 DESCRIPTION = """Text-to-motion generation (MoMask, BAMM), concept unlearning and evaluation.
 
@@ -49,14 +51,15 @@ def install_error_handlers(app: FastAPI, retry_after_s: int) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, error: HTTPException) -> JSONResponse:
-        return JSONResponse({"detail": str(error.detail)}, status_code=error.status_code, headers=error.headers)
+        return JSONResponse({"detail": str(error.detail)}, status_code=error.status_code,
+                            headers=error.headers)
 
     for kind in UNAVAILABLE:
         @app.exception_handler(kind)
         async def unavailable(_: Request, error: Exception) -> JSONResponse:
             log.warning("Redis/broker unreachable: %s", error)
-            return JSONResponse({"detail": "the job store (Redis) is unreachable; retry later"}, status_code=503,
-                                headers={"Retry-After": str(retry_after_s)})
+            return JSONResponse({"detail": "the job store (Redis) is unreachable; retry later"},
+                                status_code=503, headers={"Retry-After": str(retry_after_s)})
 
     @app.exception_handler(Exception)
     async def internal(_: Request, error: Exception) -> JSONResponse:
@@ -70,16 +73,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     client = redis_client(require_redis_url(settings))
     registry = CollectorRegistry()
     registry.register(RedisCollector(client))
-    services = Services(
-        settings=settings, redis=client,
-        store=JobStore(client, Path(settings.artifacts_dir), settings.job_ttl_s, settings.result_inline_max_bytes),
-        celery=create_celery(settings), registry=registry, http_metrics=HttpMetrics(registry),
-    )
+    store = JobStore(client, Path(settings.artifacts_dir), settings.job_ttl_s,
+                     settings.result_inline_max_bytes)
+    services = Services(settings=settings, redis=client, store=store, celery=create_celery(settings),
+                        registry=registry, http_metrics=HttpMetrics(registry))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
         if settings.open_mode:
-            log.warning("no API keys configured (HMU_API_KEYS): open local mode, every endpoint is unauthenticated")
+            log.warning("no API keys configured (HMU_API_KEYS): open local mode, "
+                        "every endpoint is unauthenticated")
         yield
         client.close()
 
@@ -95,7 +98,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             length = request.headers.get("content-length")
             if length and length.isdigit() and int(length) > upload_cap:
                 status = 413
-                return JSONResponse({"detail": f"request body larger than {upload_cap} bytes"}, status_code=413)
+                detail = f"request body larger than {upload_cap} bytes"
+                return JSONResponse({"detail": detail}, status_code=413)
             response = await call_next(request)
             status = response.status_code
             return response
@@ -106,4 +110,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for module in (generate, jobs, models, unlearn, evaluate, health):
         app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")  # the web page (service/static)
+    app.add_api_route("/", lambda: FileResponse(STATIC_DIR / "index.html"), include_in_schema=False)
     return app

@@ -37,8 +37,8 @@ class HttpMetrics:
     def __init__(self, registry: CollectorRegistry):
         self.requests = Counter("hmu_http_requests_total", "HTTP requests", ("route", "method", "status"),
                                 registry=registry)
-        self.latency = Histogram("hmu_http_request_duration_seconds", "HTTP request latency", ("route", "method"),
-                                 registry=registry,
+        self.latency = Histogram("hmu_http_request_duration_seconds", "HTTP request latency",
+                                 ("route", "method"), registry=registry,
                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
@@ -100,13 +100,15 @@ class RedisCollector:
         yield from families
 
     def _families(self) -> Iterator:
-        jobs = CounterMetricFamily("hmu_jobs", "Job state transitions by job type and state", labels=["type", "state"])
+        jobs = CounterMetricFamily("hmu_jobs", "Job state transitions by job type and state",
+                                   labels=["type", "state"])
         for field, count in sorted(self.r.hgetall(f"{KEY}:jobs").items()):
             job_type, state = field.split("|", 1)
             jobs.add_metric([job_type, state], float(count))
         yield jobs
 
-        depth = GaugeMetricFamily("hmu_queue_depth", "Messages waiting in each Celery queue", labels=["queue"])
+        depth = GaugeMetricFamily("hmu_queue_depth", "Messages waiting in each Celery queue",
+                                  labels=["queue"])
         with self.r.pipeline(transaction=False) as pipe:
             for queue in QUEUES:
                 pipe.llen(queue)

@@ -18,6 +18,8 @@ from hmu.settings import Settings
 ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 _ID = re.compile(ID_PATTERN)
 BUNDLE_SUFFIXES = (".safetensors", ".json", ".md")
+NATIVE_FORMAT = "hmu-native"
+CONFIG_KEYS = ("format", "format_version", "kind", "dataset", "generation")
 
 
 class NotFound(LookupError):
@@ -26,7 +28,8 @@ class NotFound(LookupError):
 
 def check_id(name: str, what: str = "model") -> str:
     if not _ID.match(name) or ".." in name:
-        raise ValueError(f"invalid {what} id {name!r}: use 1-64 of a-z 0-9 . _ - (starting with a letter or digit)")
+        raise ValueError(f"invalid {what} id {name!r}: use 1-64 of a-z 0-9 . _ - "
+                         "(starting with a letter or digit)")
     return name
 
 
@@ -34,12 +37,17 @@ def model_roots(settings: Settings) -> list[Path]:
     return [Path(settings.models_dir), Path(settings.weights_dir)]
 
 
+def is_model(path: Path) -> bool:
+    """A native checkpoint folder (other folders, e.g. evaluator weights, may share the roots)."""
+    return _read_json(path / "config.json").get("format") == NATIVE_FORMAT
+
+
 def model_dir(settings: Settings, model_id: str) -> Path:
     """Folder of a model by id; NotFound when no root holds it."""
     check_id(model_id)
     for root in model_roots(settings):
         path = root / model_id
-        if (path / "config.json").is_file():
+        if is_model(path):
             return path
     raise NotFound(f"model {model_id!r} not found; GET /models lists the available ones")
 
@@ -70,11 +78,20 @@ def model_summary(settings: Settings, model_id: str) -> dict[str, Any]:
         "id": model_id,
         "kind": config.get("kind"),
         "dataset": config.get("dataset"),
-        "parent": manifest.get("parent_id") or manifest.get("parent"),
+        "parent": parent_id(manifest.get("parent")),
         "method": manifest.get("method"),
         "default": model_id == settings.default_model,
         "shipped": path.parent == Path(settings.weights_dir),
     }
+
+
+def parent_id(parent: Any) -> str | None:
+    """The parent model's id from a manifest's `parent` entry (its folder name, else its digest)."""
+    if isinstance(parent, dict):
+        if parent.get("path"):
+            return Path(parent["path"]).name
+        return parent.get("sha256")
+    return parent if isinstance(parent, str) else None
 
 
 def model_detail(settings: Settings, model_id: str) -> dict[str, Any]:
@@ -86,7 +103,7 @@ def model_detail(settings: Settings, model_id: str) -> dict[str, Any]:
         **model_summary(settings, model_id),
         "card": card.read_text() if card.is_file() else None,
         "provenance": _read_json(path / "manifest.json") or None,
-        "config": {k: config[k] for k in ("format", "format_version", "kind", "dataset", "generation") if k in config},
+        "config": {k: config[k] for k in CONFIG_KEYS if k in config},
         "files": [{"name": f.name, "bytes": f.stat().st_size} for f in bundle_files(path)],
     }
 
@@ -95,7 +112,7 @@ def list_models(settings: Settings) -> list[dict[str, Any]]:
     ids: set[str] = set()
     for root in model_roots(settings):
         if root.is_dir():
-            ids |= {p.name for p in root.iterdir() if (p / "config.json").is_file() and _ID.match(p.name)}
+            ids |= {p.name for p in root.iterdir() if _ID.match(p.name) and is_model(p)}
     return [model_summary(settings, model_id) for model_id in sorted(ids)]
 
 
@@ -111,5 +128,6 @@ def dataset_dir(settings: Settings, name: str) -> Path:
     check_id(name, "dataset")
     path = Path(settings.datasets_dir) / name
     if not ((path / "forget").is_dir() and (path / "retain").is_dir()):
-        raise NotFound(f"dataset {name!r} not found (expected {name}/forget and {name}/retain in the datasets folder)")
+        raise NotFound(f"dataset {name!r} not found (expected {name}/forget and {name}/retain "
+                       "in the datasets folder)")
     return path

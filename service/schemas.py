@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from service.registry import ID_PATTERN
 
@@ -12,21 +12,11 @@ JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 JobType = Literal["generate", "unlearn", "evaluate"]
 MotionFormat = Literal["joints", "features", "bvh"]
 UnlearnMethod = Literal["lcr", "uce", "rece", "esd", "ft"]
-ParamValue = bool | int | float | str
-
-
-def _check_parameters(value: dict[str, ParamValue]) -> dict[str, ParamValue]:
-    for key, item in value.items():
-        if not 1 <= len(key) <= 64 or not key.replace("_", "").isalnum():
-            raise ValueError(f"parameter name {key[:70]!r} must be 1..64 letters, digits or _")
-        if isinstance(item, str) and len(item) > 256:
-            raise ValueError(f"parameter {key!r} is longer than 256 characters")
-        if isinstance(item, float) and not abs(item) < 1e12:
-            raise ValueError(f"parameter {key!r} must be finite and below 1e12 in magnitude")
-    return value
-
-
-Parameters = Annotated[dict[str, ParamValue], Field(max_length=32), AfterValidator(_check_parameters)]
+Scalar = bool | int | Annotated[float, Field(allow_inf_nan=False)] | Annotated[str, Field(max_length=256)]
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,64}$")]
+ParamValue = Scalar | Annotated[list[Scalar], Field(max_length=64)] | Annotated[dict[Name, Scalar],
+                                                                                 Field(max_length=64)]
+Parameters = Annotated[dict[Name, ParamValue], Field(max_length=32)]
 
 
 class Strict(BaseModel):
@@ -42,8 +32,8 @@ def _not_blank(value: str) -> str:
 # ---------------------------------------------------------------------------------------------- generate
 class GenerateRequest(Strict):
     text: str = Field(min_length=1, max_length=512, description="what the motion shows")
-    model: str | None = Field(None, pattern=ID_PATTERN, max_length=64, description="model id; default model if absent")
-    length_frames: int | None = Field(None, ge=40, le=196, description="frames at 20 fps; estimated if absent")
+    model: str | None = Field(None, pattern=ID_PATTERN, max_length=64, description="model id (default model)")
+    length_frames: int | None = Field(None, ge=40, le=196, description="frames at 20 fps (estimated)")
     num_samples: int = Field(1, ge=1, le=8)
     seed: int | None = Field(None, ge=0, le=2**31 - 1, description="sample i uses seed + i; random if absent")
     format: MotionFormat = "joints"
@@ -52,7 +42,7 @@ class GenerateRequest(Strict):
     res_cond_scale: float | None = Field(None, ge=0, le=20, description="classifier-free guidance (residual)")
     temperature: float | None = Field(None, ge=0.01, le=5)
     topk_filter_thres: float | None = Field(None, ge=0, le=1)
-    wait_seconds: float = Field(10, ge=0, le=60, description="wait this long for the result before answering 202")
+    wait_seconds: float = Field(10, ge=0, le=60, description="wait for the result this long, then answer 202")
 
     _text = field_validator("text")(_not_blank)
 
@@ -80,7 +70,8 @@ class GenerateResult(BaseModel):
 
 # ---------------------------------------------------------------------------------------------- jobs
 class JobErrorInfo(BaseModel):
-    code: str = Field(description="bad_request | not_found | not_available | worker_lost | cancelled | internal")
+    code: str = Field(description="bad_request, not_found, conflict, not_available, worker_lost, cancelled, "
+                                  "internal")
     message: str
 
 
@@ -108,10 +99,10 @@ class JobStatus(BaseModel):
 
 # ---------------------------------------------------------------------------------------------- unlearn
 class UnlearnRequest(Strict):
-    base_model: str | None = Field(None, pattern=ID_PATTERN, max_length=64, description="default model if absent")
+    base_model: str | None = Field(None, pattern=ID_PATTERN, max_length=64, description="default model")
     method: UnlearnMethod
     concept: str | None = Field(None, pattern=r"^[a-z0-9_-]{1,64}$", description="a predefined concept name")
-    keywords: list[str] | None = Field(None, min_length=1, max_length=64, description="inline concept keywords")
+    keywords: list[str] | None = Field(None, min_length=1, max_length=64, description="inline concept words")
     parameters: Parameters = Field(default_factory=dict, description="method-specific settings")
     new_model_id: str | None = Field(None, pattern=ID_PATTERN, max_length=64, description="id of the result")
 
@@ -128,7 +119,7 @@ class UnlearnRequest(Strict):
     @model_validator(mode="after")
     def _one_concept(self) -> UnlearnRequest:
         if (self.concept is None) == (self.keywords is None):
-            raise ValueError("give exactly one of 'concept' (a predefined name) or 'keywords' (a list of words)")
+            raise ValueError("give exactly one of 'concept' (a predefined name) or 'keywords' (words)")
         return self
 
 

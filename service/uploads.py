@@ -23,6 +23,7 @@ import numpy as np
 FEATURE_DIMS = (263, 251)
 _SAFE_STEM = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 MAX_TEXT_BYTES = 64 * 1024
+Member = tuple[str, bool, BinaryIO | None]  # (name, is a folder, stream of a file)
 
 
 class UploadError(ValueError):
@@ -56,11 +57,12 @@ def _copy_bounded(src: BinaryIO, dest: Path, budget: list[int], limits: Limits) 
         while chunk := src.read(1 << 20):
             budget[0] += len(chunk)
             if budget[0] > limits.max_unpacked_bytes:
-                raise UploadError(f"archive unpacks to more than {limits.max_unpacked_bytes} bytes", status=413)
+                message = f"archive unpacks to more than {limits.max_unpacked_bytes} bytes"
+                raise UploadError(message, status=413)
             out.write(chunk)
 
 
-def _zip_members(archive: zipfile.ZipFile) -> Iterator[tuple[str, bool, BinaryIO | None]]:
+def _zip_members(archive: zipfile.ZipFile) -> Iterator[Member]:
     for info in archive.infolist():
         mode = info.external_attr >> 16
         if stat.S_ISLNK(mode):
@@ -72,7 +74,7 @@ def _zip_members(archive: zipfile.ZipFile) -> Iterator[tuple[str, bool, BinaryIO
                 yield info.filename, False, handle
 
 
-def _tar_members(archive: tarfile.TarFile) -> Iterator[tuple[str, bool, BinaryIO | None]]:
+def _tar_members(archive: tarfile.TarFile) -> Iterator[Member]:
     for member in archive:
         if member.issym() or member.islnk():
             raise UploadError(f"archive member {member.name!r} is a link; links are not allowed")
@@ -100,7 +102,7 @@ def extract_archive(path: Path, dest: Path, limits: Limits) -> None:
         raise UploadError(f"the archive is corrupt: {error}", status=400) from error
 
 
-def _extract_members(members: Iterator[tuple[str, bool, BinaryIO | None]], dest: Path, limits: Limits) -> None:
+def _extract_members(members: Iterator[Member], dest: Path, limits: Limits) -> None:
     count, budget = 0, [0]
     for name, is_dir, handle in members:
         count += 1
@@ -159,7 +161,8 @@ def load_features(path: Path, max_frames: int) -> np.ndarray:
     except (OSError, EOFError) as error:
         raise UploadError(f"{path.name}: unreadable .npy file ({error})") from error
     if not isinstance(array, np.ndarray) or not np.issubdtype(array.dtype, np.floating):
-        raise UploadError(f"{path.name}: expected a float array, got dtype {getattr(array, 'dtype', type(array))}")
+        kind = getattr(array, "dtype", type(array))
+        raise UploadError(f"{path.name}: expected a float array, got {kind}")
     if array.ndim != 2 or array.shape[1] not in FEATURE_DIMS:
         raise UploadError(f"{path.name}: expected shape (frames, 263) or (frames, 251), got {array.shape}")
     if not 1 <= array.shape[0] <= max_frames:
@@ -195,7 +198,8 @@ def save_upload(source: BinaryIO, dest: Path, max_bytes: int) -> int:
     return written
 
 
-def unpack_motion_set(upload: BinaryIO, workdir: Path, name: str, max_bytes: int, limits: Limits) -> tuple[Path, dict]:
+def unpack_motion_set(upload: BinaryIO, workdir: Path, name: str, max_bytes: int,
+                      limits: Limits) -> tuple[Path, dict]:
     """Save, unpack and validate one uploaded archive; returns (root folder, summary)."""
     archive = workdir / f"{name}.archive"
     try:

@@ -17,12 +17,18 @@ from models.motion.mirror import mirror_text
 SHARED = Path(os.environ.get("HMU_SHARED_DIR", Path(__file__).resolve().parents[2] / "shared")) / "data"
 UPOS = {"ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN", "SCONJ",
         "VERB", "X"}  # fmt: skip
-VIOLENT_VERBS = re.compile(r"\b(kick|punch|slash|stab|strike|attack|counterattack|swing|hit|bash|kill|ram|feint|fight|hack|swordplay)")
+VIOLENT_VERBS = re.compile(
+    r"\b(kick|punch|slash|stab|strike|attack|counterattack|swing|hit|bash|kill|ram|feint|fight|hack|swordplay)"
+)
 
 
 def shared_labels() -> list[tuple[str, ClipLabel]]:
     out = []
-    for folder, fn in (("bandai_namco", bandai_label), ("ase_reallusion", ase_label), ("cmu_subjects_1to7", cmu_label)):
+    for folder, fn in (
+        ("bandai_namco", bandai_label),
+        ("ase_reallusion", ase_label),
+        ("cmu_subjects_1to7", cmu_label),
+    ):
         for entry in json.loads((SHARED / "mocap" / folder / "clips.json").read_text()):
             out.append((entry["id"], fn(entry)))
     return out
@@ -32,7 +38,12 @@ def test_pos_tokens_of_template_captions():
     assert pos_tokens("a person kicks with the right leg.") == [
         "a/DET", "person/NOUN", "kick/VERB", "with/ADP", "the/DET", "right/ADJ", "leg/NOUN",
     ]  # fmt: skip
-    assert pos_tokens("Someone punches forward angrily") == ["someone/PRON", "punch/VERB", "forward/ADV", "angrily/ADV"]
+    assert pos_tokens("Someone punches forward angrily") == [
+        "someone/PRON",
+        "punch/VERB",
+        "forward/ADV",
+        "angrily/ADV",
+    ]
     assert pos_tokens("a man is walking to the left") == [
         "a/DET", "man/NOUN", "is/AUX", "walk/VERB", "to/ADP", "the/DET", "left/NOUN",
     ]  # fmt: skip
@@ -57,13 +68,17 @@ def test_every_shared_label_has_captions_with_valid_tokens():
     for clip_id, label in shared_labels():
         phrases = label_phrases(label.label)
         assert not phrases[0].startswith("performs a "), f"{clip_id}: no phrases for label {label.label!r}"
-        caps = template_captions(label, clip_id, n=3, side="left" if label.kind in ("kick", "punch") else None)
+        caps = template_captions(
+            label, clip_id, n=3, side="left" if label.kind in ("kick", "punch") else None
+        )
         assert len(caps) == 3 and len(set(caps)) == 3, (clip_id, caps)
         for cap in caps:
             assert cap == cap.lower() and "#" not in cap and "{" not in cap
             fields = text_line(cap).split("#")
             tokens = fields[1].split()
-            assert tokens and all(t.split("/")[1] in UPOS and t.split("/")[0].isalpha() for t in tokens), tokens
+            assert tokens and all(t.split("/")[1] in UPOS and t.split("/")[0].isalpha() for t in tokens), (
+                tokens
+            )
 
 
 def test_violent_labels_give_violent_captions_and_safe_ones_do_not():
@@ -95,7 +110,9 @@ def test_captions_are_deterministic_varied_and_use_the_side():
 def test_labels_of_names_and_unknown_labels():
     assert bvh_label("dataset-1_punch_normal_001") == ClipLabel("punch", "normal", True, "punch")
     assert bvh_label("my_walk") == ClipLabel("my walk", "normal", False, None)
-    assert ase_label({"id": "Atk_SlashLeft", "violent": True}) == ClipLabel("slash-left", "normal", True, "slash")
+    assert ase_label({"id": "Atk_SlashLeft", "violent": True}) == ClipLabel(
+        "slash-left", "normal", True, "slash"
+    )
     with pytest.raises(ValueError, match="no known move"):
         ase_label({"id": "Something", "violent": False})
     assert "walk" in LABEL_PHRASES and label_phrases("my walk")[0] == "performs a my walk motion"

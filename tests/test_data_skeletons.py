@@ -27,7 +27,11 @@ def first_clip(content: str) -> str:
 
 @pytest.fixture(scope="module")
 def clips() -> dict:
-    ids = set(WALKS.values()) | set(OTHERS.values()) | {first_clip("wave-left-hand"), first_clip("wave-right-hand")}
+    ids = (
+        set(WALKS.values())
+        | set(OTHERS.values())
+        | {first_clip("wave-left-hand"), first_clip("wave-right-hand")}
+    )
     out = {(c.source, c.clip_id): c for c in load_shared_clips(SHARED, ids=ids)}
     assert len(out) == len(ids)
     return out

@@ -32,17 +32,46 @@ HUMANML3D = Path(__file__).resolve().parents[2] / "shared" / "data" / "humanml3d
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
 
+def humanml3d_folder(root: Path) -> Path:
+    """A tiny HumanML3D-format dataset (train/val splits, stats) from the real motions in shared/data."""
+    captions = {"012314": "a person kicks with the right leg", "000612": "a person walks forward"}
+    for sub in ("texts", "new_joint_vecs"):
+        (root / sub).mkdir(parents=True)
+    for clip, caption in captions.items():
+        (root / "new_joint_vecs" / f"{clip}.npy").write_bytes((HUMANML3D / "new_joint_vecs" / f"{clip}.npy")
+                                                              .read_bytes())
+        (root / "texts" / f"{clip}.txt").write_text(f"{caption}#x#0.0#0.0\n")
+    for name in ("Mean.npy", "Std.npy"):
+        (root / name).write_bytes((HUMANML3D / name).read_bytes())
+    for split in ("train", "val"):
+        (root / f"{split}.txt").write_text("\n".join(captions) + "\n")
+    return root
+
+
+def tiny_evaluator(folder: Path, text_encoder) -> None:
+    """A random-weight evaluator in the layout `models.eval` loads as the default one."""
+    from models.eval.our_evaluator import OurEvaluator, OurEvaluatorConfig
+
+    sizes = dict.fromkeys(("movement_hidden", "movement_latent", "motion_hidden", "text_hidden", "embed_dim"), 32)
+    OurEvaluator(OurEvaluatorConfig(**sizes), text_encoder).save_pretrained(folder)
+    for name in ("Mean.npy", "Std.npy"):
+        (folder / name).write_bytes((HUMANML3D / name).read_bytes())
+
+
 @pytest.fixture(scope="module")
 def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory):
     """(settings, client, worker name) with a worker process on every queue."""
     from models.pipeline import MotionPipeline
 
     root = tmp_path_factory.mktemp("service")
-    MotionPipeline.random("momask", "tiny", seed=0).save_pretrained(root / "models" / "momask-small")
+    pipeline = MotionPipeline.random("momask", "tiny", seed=0)
+    pipeline.save_pretrained(root / "models" / "momask-small")
+    tiny_evaluator(root / "weights" / "evaluator", pipeline.text_encoder)
     settings = Settings(
-        redis_url=redis_url.rsplit("/", 1)[0] + "/1", models_dir=root / "models", weights_dir=root / "weights",
-        datasets_dir=root / "datasets", artifacts_dir=root / "artifacts", api_keys=KEYS, batch_window_ms=150,
-        heartbeat_interval_s=0.5, upload_max_bytes=2**20, worker_concurrency=4,
+        redis_url=redis_url.rsplit("/", 1)[0] + "/1", models_dir=root / "models",
+        weights_dir=root / "weights", datasets_dir=root / "datasets", artifacts_dir=root / "artifacts",
+        unlearn_data_dir=humanml3d_folder(root / "humanml3d"), api_keys=KEYS, batch_window_ms=150,
+        heartbeat_interval_s=0.5, upload_max_bytes=2**20,
     )
     client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
     client.flushdb()
@@ -113,8 +142,8 @@ def test_concurrent_requests_are_batched(stack):
     settings, http, _ = stack
     texts = [f"a person waves {i}" for i in range(4)]
     before = batch_calls(http)
-    ids = [http.post("/generate", headers=GEN, json={"text": t, "length_frames": 40, "seed": 3, "wait_seconds": 0})
-           .json()["job_id"] for t in texts]
+    requests = [{"text": t, "length_frames": 40, "seed": 3, "wait_seconds": 0} for t in texts]
+    ids = [http.post("/generate", headers=GEN, json=r).json()["job_id"] for r in requests]
     jobs = [poll(http, job_id, GEN) for job_id in ids]
     assert [j["result"]["samples"][0]["text"] for j in jobs] == texts  # each job gets its own motion back
     calls = batch_calls(http) - before
@@ -143,9 +172,11 @@ def test_bad_inputs_get_clear_4xx(stack):
     ]
     for body, word in cases:
         assert_clear_error(http.post("/generate", json=body, headers=GEN), 422, word)
-    assert_clear_error(http.post("/generate", json={"text": "walk", "model": "nope"}, headers=GEN), 404, "nope")
-    assert_clear_error(http.post("/generate", content=b"{not json", headers={**GEN, "content-type":
-                                                                            "application/json"}), 422, "JSON")
+    unknown_model = http.post("/generate", json={"text": "walk", "model": "nope"}, headers=GEN)
+    assert_clear_error(unknown_model, 404, "nope")
+    json_headers = {**GEN, "content-type": "application/json"}
+    not_json = http.post("/generate", content=b"{not json", headers=json_headers)
+    assert_clear_error(not_json, 422, "JSON")
     assert_clear_error(http.get("/jobs/" + "0" * 32, headers=GEN), 404, "not found")
     assert_clear_error(http.get("/jobs/bad-id", headers=GEN), 422, "job_id")
 
@@ -155,7 +186,7 @@ def test_bvh_format_fails_clearly_until_available(stack):
     response = http.post("/generate", headers=GEN, json={"text": "walk", "length_frames": 40, "format": "bvh",
                                                          "wait_seconds": 60})
     try:
-        from models.motion.bvh import joints_to_bvh  # noqa: F401
+        from models.motion.bvh_export import joints_to_bvh  # noqa: F401
     except ImportError:
         assert_clear_error(response, 501, "BVH export is not available yet")
     else:
@@ -167,9 +198,11 @@ def test_auth_refusals_and_scopes(stack):
     settings, http, _ = stack
     body = {"text": "walk", "length_frames": 40, "wait_seconds": 30}
     assert_clear_error(http.post("/generate", json=body), 401, "missing API key")
-    assert_clear_error(http.post("/generate", json=body, headers={"X-API-Key": "wrong"}), 401, "invalid API key")
+    wrong = {"X-API-Key": "wrong"}
+    assert_clear_error(http.post("/generate", json=body, headers=wrong), 401, "invalid API key")
     assert_clear_error(http.post("/generate", json=body, headers=EVAL), 403, "generate")
-    assert_clear_error(http.post("/unlearn", json={"method": "lcr", "concept": "kick"}, headers=GEN), 403, "admin")
+    unlearn = {"method": "lcr", "concept": "kick"}
+    assert_clear_error(http.post("/unlearn", json=unlearn, headers=GEN), 403, "admin")
     assert_clear_error(http.get("/models"), 401, "API key")
     assert http.post("/generate", json=body, headers=ADMIN).status_code == 200  # admin has every scope
     assert http.get("/healthz").json() == {"status": "ok", "version": http.get("/healthz").json()["version"],
@@ -206,7 +239,8 @@ def test_cancel_queued_job_is_never_run(stack):
     replies = celery.control.cancel_consumer("generate", destination=[worker], reply=True, timeout=5)
     assert replies, "the worker did not answer the control command"
     try:
-        job_id = http.post("/generate", headers=GEN, json={"text": "a person sits", "wait_seconds": 0}).json()["job_id"]
+        queued = http.post("/generate", headers=GEN, json={"text": "a person sits", "wait_seconds": 0})
+        job_id = queued.json()["job_id"]
         assert http.get(f"/jobs/{job_id}", headers=GEN).json()["state"] == "queued"
         assert_clear_error(http.delete(f"/jobs/{job_id}", headers=EVAL), 403, "generate")
         cancelled = http.delete(f"/jobs/{job_id}", headers=GEN)
@@ -225,37 +259,35 @@ def test_cancel_queued_job_is_never_run(stack):
 # ---------------------------------------------------------------------------------------------- unlearn
 def test_unlearn_then_generate_with_the_new_model(stack):
     _, http, _ = stack
-    response = http.post("/unlearn", headers=ADMIN, json={"method": "lcr", "concept": "kick",
-                                                          "new_model_id": "momask-small-nokick"})
+    request = {"method": "lcr", "concept": "violence", "parameters": {"k": 2}, "new_model_id": "momask-small-nokick"}
+    response = http.post("/unlearn", headers=ADMIN, json=request)
     assert response.status_code == 202, response.text
     job = poll(http, response.json()["job_id"], ADMIN, timeout_s=45)
-    try:
-        from models.unlearn import run_unlearning  # noqa: F401
-    except ImportError:  # the unlearning package is not in the tree yet: a clear failure, no fake model
-        assert job["state"] == "failed" and job["error"]["code"] == "not_available", job
-        assert "unlearning is not available yet" in job["error"]["message"]
-        assert http.get("/models/momask-small-nokick", headers=GEN).status_code == 404
-        return
     assert job["state"] == "succeeded", job
-    assert job["result"]["model_id"] == "momask-small-nokick"
+    assert job["result"]["model_id"] == "momask-small-nokick" and job["progress"] == 1.0
     detail = http.get("/models/momask-small-nokick", headers=GEN).json()
-    assert detail["provenance"]["method"] == "lcr"
-    generated = http.post("/generate", headers=GEN, json={"text": "a person kicks", "model": "momask-small-nokick",
-                                                          "length_frames": 40, "wait_seconds": 60})
+    assert detail["provenance"]["method"] == "lcr" and detail["parent"] == "momask-small"
+    bundle = http.get("/models/momask-small-nokick/files", headers=GEN)
+    with tarfile.open(fileobj=io.BytesIO(bundle.content)) as archive:
+        names = archive.getnames()
+    assert "momask-small-nokick/vq.safetensors" in names
+    assert not any("private" in name or "overlay" in name for name in names)  # LCR's private rows stay home
+    request = {"text": "a person kicks", "model": "momask-small-nokick", "length_frames": 40,
+               "wait_seconds": 60}
+    generated = http.post("/generate", headers=GEN, json=request)
     assert generated.status_code == 200 and generated.json()["model"] == "momask-small-nokick"
 
 
 def test_unlearn_bad_requests(stack):
     _, http, _ = stack
-    assert_clear_error(http.post("/unlearn", headers=ADMIN, json={"method": "lcr"}), 422, "exactly one")
-    assert_clear_error(http.post("/unlearn", headers=ADMIN, json={"method": "magic", "concept": "kick"}), 422,
-                       "method")
-    assert_clear_error(http.post("/unlearn", headers=ADMIN, json={"method": "lcr", "keywords": ["kick"],
-                                                                  "parameters": {"bad key!": 1}}), 422, "bad key")
-    assert_clear_error(http.post("/unlearn", headers=ADMIN, json={"method": "lcr", "concept": "kick",
-                                                                  "base_model": "nope"}), 404, "nope")
-    assert_clear_error(http.post("/unlearn", headers=ADMIN, json={"method": "lcr", "concept": "kick",
-                                                                  "new_model_id": "momask-small"}), 409, "exists")
+    lcr = {"method": "lcr", "concept": "violence"}
+    cases = [({"method": "lcr"}, 422, "exactly one"), ({**lcr, "method": "magic"}, 422, "method"),
+             ({**lcr, "concept": "kick"}, 422, "unknown concept"),
+             ({"method": "lcr", "keywords": ["kick"], "parameters": {"bad key!": 1}}, 422, "bad key"),
+             ({**lcr, "base_model": "nope"}, 404, "nope"),
+             ({**lcr, "new_model_id": "momask-small"}, 409, "exists")]
+    for body, status, word in cases:
+        assert_clear_error(http.post("/unlearn", headers=ADMIN, json=body), status, word)
 
 
 # ---------------------------------------------------------------------------------------------- evaluate
@@ -280,56 +312,61 @@ def npy_bytes(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def real_motion_set(caption: str) -> dict[str, bytes]:
-    features = np.load(HUMANML3D / "new_joint_vecs" / "012314.npy")
-    return {"set/new_joint_vecs/012314.npy": npy_bytes(features),
-            "set/texts/012314.txt": f"{caption}#a/DET person/NOUN#0.0#0.0\n".encode()}
+def real_motion_set(caption: str, clip: str = "012314", n: int = 1) -> dict[str, bytes]:
+    """`n` 60-frame crops of a real HumanML3D motion with a caption, in an archive's layout."""
+    features = np.load(HUMANML3D / "new_joint_vecs" / f"{clip}.npy")
+    entries = {}
+    for i in range(n):
+        entries[f"set/new_joint_vecs/{clip}_{i}.npy"] = npy_bytes(features[10 * i: 10 * i + 60])
+        entries[f"set/texts/{clip}_{i}.txt"] = f"{caption} {i}#a/DET person/NOUN#0.0#0.0\n".encode()
+    return entries
 
 
 def test_evaluate_uploaded_sets(stack):
     _, http, _ = stack
-    files = {"forget": ("forget.zip", motion_archive(real_motion_set("a person kicks"))),
-             "retain": ("retain.tar.gz", motion_archive(real_motion_set("a person walks"), "tar"))}
-    response = http.post("/evaluate", headers=EVAL, files=files, data={"models": "momask-small"})
+    files = {"forget": ("forget.zip", motion_archive(real_motion_set("a person kicks", "012314", 3))),
+             "retain": ("retain.tgz", motion_archive(real_motion_set("a person walks", "000612", 3), "tar"))}
+    data = {"models": "momask-small", "parameters": json.dumps({"repeats": 1, "mm_batches": 0})}
+    response = http.post("/evaluate", headers=EVAL, files=files, data=data)
     assert response.status_code == 202, response.text
     job = poll(http, response.json()["job_id"], EVAL, timeout_s=45)
-    try:
-        from models.eval import run_evaluation  # noqa: F401
-    except ImportError:  # the evaluation package is not in the tree yet: a clear failure, no fake report
-        assert job["state"] == "failed" and job["error"]["code"] == "not_available", job
-        assert "evaluation is not available yet" in job["error"]["message"]
-        return
     assert job["state"] == "succeeded", job
-    assert "momask-small" in json.dumps(job["result"]["report"])
+    report = job["result"]["report"]
+    assert "momask-small" in report["models"]
+    assert report["data"]["sets"]["forget"]["items"] == 3 and report["data"]["sets"]["retain"]["items"] == 3
 
 
 def test_evaluate_rejects_bad_uploads(stack):
     _, http, _ = stack
-    good = motion_archive(real_motion_set("a person walks"))
+    walk = real_motion_set("walk")
+    good = motion_archive(walk)
+
+    def with_motion(array: np.ndarray) -> bytes:
+        return motion_archive({**walk, "set/new_joint_vecs/012314_0.npy": npy_bytes(array)})
+
+    big = np.random.default_rng(0).bytes(2**20 + 10)
     bad_sets = {
-        "escapes": (motion_archive({"../evil.txt": b"x", **real_motion_set("walk")}), 422, "'..'"),
-        "absolute": (motion_archive({"/etc/evil.txt": b"x", **real_motion_set("walk")}, "tar"), 422, "absolute"),
-        "pickle": (motion_archive({**real_motion_set("walk"), "set/new_joint_vecs/012314.npy":
-                                   npy_bytes(np.array([{"a": 1}], dtype=object))}), 422, "not a plain numeric"),
-        "nan": (motion_archive({**real_motion_set("walk"), "set/new_joint_vecs/012314.npy":
-                                npy_bytes(np.full((10, 263), np.nan, np.float32))}), 422, "NaN"),
-        "shape": (motion_archive({**real_motion_set("walk"), "set/new_joint_vecs/012314.npy":
-                                  npy_bytes(np.zeros((10, 22, 3), np.float32))}), 422, "shape"),
+        "escapes": (motion_archive({"../evil.txt": b"x", **walk}), 422, "'..'"),
+        "absolute": (motion_archive({"/etc/evil.txt": b"x", **walk}, "tar"), 422, "absolute"),
+        "pickle": (with_motion(np.array([{"a": 1}], dtype=object)), 422, "not a plain numeric"),
+        "nan": (with_motion(np.full((10, 263), np.nan, np.float32)), 422, "NaN"),
+        "shape": (with_motion(np.zeros((10, 22, 3), np.float32)), 422, "shape"),
         "layout": (motion_archive({"readme.txt": b"hello"}), 422, "texts/ and new_joint_vecs/"),
         "not-archive": (b"just some bytes", 400, "not a .zip"),
-        "too-big": (motion_archive({"set/big.bin": np.random.default_rng(0).bytes(2**20 + 10)}), 413, "larger"),
+        "too-big": (motion_archive({"set/big.bin": big}), 413, "larger"),
     }
     for name, (payload, status, word) in bad_sets.items():
         files = {"forget": ("f.zip", payload), "retain": ("r.zip", good)}
         response = http.post("/evaluate", headers=EVAL, files=files, data={"models": "momask-small"})
         assert response.status_code == status, (name, response.text)
         assert word in response.json()["detail"] and "forget set" in response.json()["detail"], name
-    only_forget = http.post("/evaluate", headers=EVAL, files={"forget": ("f.zip", good)}, data={"models": "momask-small"})
+    both = {"forget": ("f.zip", good), "retain": ("r.zip", good)}
+    only_forget = http.post("/evaluate", headers=EVAL, files={"forget": both["forget"]},
+                            data={"models": "momask-small"})
     assert_clear_error(only_forget, 422, "retain")
-    assert_clear_error(http.post("/evaluate", headers=EVAL, files={"forget": ("f.zip", good), "retain": ("r.zip", good)},
-                                 data={"models": "nope"}), 404, "nope")
-    assert_clear_error(http.post("/evaluate", headers=EVAL, data={"models": "momask-small", "dataset": "nope"}), 404,
-                       "dataset 'nope' not found")
+    assert_clear_error(http.post("/evaluate", headers=EVAL, files=both, data={"models": "nope"}), 404, "nope")
+    by_name = http.post("/evaluate", headers=EVAL, data={"models": "momask-small", "dataset": "nope"})
+    assert_clear_error(by_name, 404, "dataset 'nope' not found")
 
 
 # ---------------------------------------------------------------------------------------------- ops
@@ -341,16 +378,18 @@ def test_health_ready_and_metrics(stack):
     text = http.get("/metrics").text
     for needle in ['hmu_http_requests_total{method="POST",route="/generate",status="200"}',
                    'hmu_http_request_duration_seconds_bucket{le="0.005",method="GET",route="/jobs/{job_id}"}',
-                   'hmu_jobs_total{state="succeeded",type="generate"}', 'hmu_jobs_total{state="queued",type="generate"}',
-                   'hmu_queue_depth{queue="unlearn"} 0.0', 'hmu_job_duration_seconds_count{state="succeeded",type="generate"}',
+                   'hmu_jobs_total{state="succeeded",type="generate"}',
+                   'hmu_jobs_total{state="queued",type="generate"}',
+                   'hmu_queue_depth{queue="unlearn"} 0.0',
+                   'hmu_job_duration_seconds_count{state="succeeded",type="generate"}',
                    'hmu_model_load_seconds_count{model="momask-small"} 1.0', "hmu_redis_up 1.0"]:
         assert needle in text, needle
 
 
 def test_redis_down_gives_503_then_recovers(tmp_path: Path):
     server = RedisServer(tmp_path / "redis", port=free_port())
-    settings = Settings(redis_url=server.url, artifacts_dir=tmp_path / "artifacts", models_dir=tmp_path / "models",
-                        weights_dir=tmp_path / "weights", api_keys={})
+    settings = Settings(redis_url=server.url, artifacts_dir=tmp_path / "artifacts",
+                        models_dir=tmp_path / "models", weights_dir=tmp_path / "weights", api_keys={})
     from models.pipeline import MotionPipeline  # any valid model folder will do: no worker runs here
 
     MotionPipeline.random("momask", "tiny", seed=0).save_pretrained(tmp_path / "models" / "momask-small")
@@ -365,7 +404,7 @@ def test_redis_down_gives_503_then_recovers(tmp_path: Path):
         try:
             assert http.get("/readyz").status_code == 200
             queued = http.post("/generate", json={"text": "walk", "wait_seconds": 0})
-            assert queued.status_code == 202, queued.text  # no worker on this Redis: the job waits in its queue
+            assert queued.status_code == 202, queued.text  # no worker on this Redis: the job waits queued
             assert 'hmu_queue_depth{queue="generate"} 1.0' in http.get("/metrics").text
         finally:
             server.stop()

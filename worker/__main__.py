@@ -11,7 +11,7 @@ from worker.app import run_worker
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m worker", description="Run an hmu Celery worker.")
     parser.add_argument("--queues", default=",".join(QUEUES))
-    parser.add_argument("--concurrency", type=int, default=None, help="threads (default HMU_WORKER_CONCURRENCY)")
+    parser.add_argument("--concurrency", type=int, help="threads (default: HMU_WORKER_CONCURRENCY)")
     parser.add_argument("--loglevel", default="INFO")
     args = parser.parse_args()
     run_worker(queues=args.queues.split(","), concurrency=args.concurrency, loglevel=args.loglevel)

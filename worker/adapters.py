@@ -20,7 +20,8 @@ Progress = Callable[[float, str], None]
 
 class AdapterUnavailable(JobError):
     def __init__(self, what: str, where: str):
-        super().__init__("not_available", f"{what} is not available yet in this installation ({where} is missing)")
+        super().__init__("not_available", f"{what} is not available yet in this installation "
+                                          f"({where} is missing)")
 
 
 def _entry_point(module_name: str, function: str, what: str) -> Callable[..., Any]:
@@ -37,22 +38,22 @@ def _entry_point(module_name: str, function: str, what: str) -> Callable[..., An
 
 
 def run_unlearning(*, base_model_dir: Path, out_dir: Path, method: str, concept: str | None,
-                   keywords: list[str] | None, parameters: dict[str, Any], device: str,
+                   keywords: list[str] | None, parameters: dict[str, Any], data_dir: Path | None, device: str,
                    progress: Progress) -> dict[str, Any]:
     """Unlearn a concept from the model at `base_model_dir`; write the new native model to `out_dir`.
 
-    Returns a JSON-able summary (e.g. losses, edited layers) for the job result.
+    `data_dir`: HumanML3D-format data for the methods that need it. Returns the new model's manifest.
     """
     impl = _entry_point("models.unlearn", "run_unlearning", "unlearning")
-    summary = impl(base_model_dir=base_model_dir, out_dir=out_dir, method=method, concept=concept,
-                   keywords=keywords, parameters=parameters, device=device, progress=progress)
-    return dict(summary or {})
+    return dict(impl(base_model_dir=base_model_dir, out_dir=out_dir, method=method, concept=concept,
+                     keywords=keywords, parameters=parameters, data_dir=data_dir, device=device,
+                     progress=progress))
 
 
 def run_evaluation(*, models: dict[str, Path], forget_dir: Path, retain_dir: Path, out_dir: Path,
                    parameters: dict[str, Any], device: str, progress: Progress) -> dict[str, Any]:
     """Evaluate `models` (id -> folder) on a forget and a retain set (HumanML3D layout); return the report."""
-    impl = _entry_point("models.eval", "run_evaluation", "evaluation")
+    impl = _entry_point("models.eval.run", "run_evaluation", "evaluation")
     report = impl(models=models, forget_dir=forget_dir, retain_dir=retain_dir, out_dir=out_dir,
                   parameters=parameters, device=device, progress=progress)
     return dict(report)
@@ -60,5 +61,5 @@ def run_evaluation(*, models: dict[str, Path], forget_dir: Path, retain_dir: Pat
 
 def joints_to_bvh(joints: np.ndarray, fps: int) -> str:
     """BVH text of a (T, 22, 3) joint motion."""
-    impl = _entry_point("models.motion.bvh", "joints_to_bvh", "BVH export")
+    impl = _entry_point("models.motion.bvh_export", "joints_to_bvh", "BVH export")
     return str(impl(joints, fps=fps))

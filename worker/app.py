@@ -23,7 +23,7 @@ def require_redis_url(settings: Settings) -> str:
 
 
 def redis_client(url: str, **options) -> redis.Redis:
-    """A redis-py client for redis://, rediss:// or unix:// URLs, with short timeouts (fail fast, then 503)."""
+    """A redis-py client for redis://, rediss:// or unix:// URLs with short timeouts (fail fast: 503)."""
     options = {"decode_responses": True, "socket_connect_timeout": 2, "socket_timeout": 10,
                "health_check_interval": 15, **options}
     return redis.Redis.from_url(url, **options)
@@ -69,8 +69,8 @@ def create_celery(settings: Settings) -> Celery:
     return app
 
 
-def run_worker(queues: Sequence[str] = QUEUES, concurrency: int | None = None, settings: Settings | None = None,
-               loglevel: str = "INFO") -> None:
+def run_worker(queues: Sequence[str] = QUEUES, concurrency: int | None = None,
+               settings: Settings | None = None, loglevel: str = "INFO") -> None:
     """Run a Celery worker in this process on `queues` (generate, unlearn, evaluate).
 
     The pool is threads: concurrent generate tasks share one cached model and are merged into batches.

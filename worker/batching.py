@@ -89,7 +89,7 @@ class MicroBatcher:
         try:
             results = self.run(key, [s.payload for s in batch])
             if len(results) != len(batch):
-                raise RuntimeError(f"batch function returned {len(results)} results for {len(batch)} requests")
+                raise RuntimeError(f"batch function gave {len(results)} results for {len(batch)} requests")
         except Exception as error:  # every request of a failed batch gets the error
             for slot in batch:
                 slot.error, slot.done = error, True

@@ -84,7 +84,8 @@ class WorkerRuntime:
 
     def _beat(self) -> None:
         interval = self.settings.heartbeat_interval_s
-        info = json.dumps({"name": self.name, "queues": self.queues, "pid": os.getpid(), "started_at": time.time()})
+        info = json.dumps({"name": self.name, "queues": self.queues, "pid": os.getpid(),
+                           "started_at": time.time()})
         while not self._stop.is_set():
             try:
                 self.redis.set(WORKER_KEY + self.name, info, ex=max(3, int(3 * interval)))
@@ -122,6 +123,8 @@ class WorkerRuntime:
             state = "cancelled"
         except JobError as error:
             state = "failed" if self.store.fail(job_id, error.code, error.message) else "cancelled"
+        except ValueError as error:  # the model side's convention for a bad input
+            state = "failed" if self.store.fail(job_id, "bad_request", str(error)) else "cancelled"
         except Exception as error:
             log.exception("job %s failed", job_id)
             failed = self.store.fail(job_id, "internal", f"{type(error).__name__}: {error}")

@@ -129,10 +129,10 @@ def run_unlearn(runtime: WorkerRuntime, job: JobContext) -> dict[str, Any]:
     tmp.mkdir(parents=True)
     try:
         job.progress(0.0, f"unlearning with {request['method']}")
-        summary = adapters.run_unlearning(
+        manifest = adapters.run_unlearning(
             base_model_dir=base_dir, out_dir=tmp, method=request["method"], concept=request.get("concept"),
             keywords=request.get("keywords"), parameters=request.get("parameters") or {},
-            device=settings.device, progress=job.progress)
+            data_dir=settings.unlearn_data_dir, device=settings.device, progress=job.progress)
         if not (tmp / "config.json").is_file():
             raise JobError("internal", "unlearning finished without writing a model (config.json missing)")
         job.check_cancelled()
@@ -143,7 +143,7 @@ def run_unlearn(runtime: WorkerRuntime, job: JobContext) -> dict[str, Any]:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return {"model_id": new_id, "model_url": f"/models/{new_id}", "base_model": base_id,
-            "method": request["method"], "summary": summary}
+            "method": request["method"], "result": manifest.get("result"), "seconds": manifest.get("seconds")}
 
 
 # ---------------------------------------------------------------------------------------------- evaluate
@@ -162,7 +162,7 @@ def run_evaluate(runtime: WorkerRuntime, job: JobContext) -> dict[str, Any]:
     out_dir = Path(settings.artifacts_dir) / job.id / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
     job.progress(0.0, "evaluating")
-    report = adapters.run_evaluation(models=models, forget_dir=forget_dir, retain_dir=retain_dir, out_dir=out_dir,
-                                     parameters=request.get("parameters") or {}, device=settings.device,
-                                     progress=job.progress)
+    report = adapters.run_evaluation(
+        models=models, forget_dir=forget_dir, retain_dir=retain_dir, out_dir=out_dir,
+        parameters=request.get("parameters") or {}, device=settings.device, progress=job.progress)
     return {"models": list(models), "report": report, "artifacts_dir": str(out_dir)}

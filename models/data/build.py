@@ -271,7 +271,7 @@ def build_dataset(
             motion_id = f"{next_id:06d}"
             next_id += 1
             joints = clip.joints[start:end]
-            feats = joints_to_features(joints)
+            feats = joints_to_features(joints, fix_heading_wrap=True)
             side = dominant_side(feats, clip.label.kind)
             key = f"{clip.source}/{clip.clip_id}/{w}"
             captions = template_captions(clip.label, key, config.captions_per_motion, side)
@@ -294,7 +294,7 @@ def build_dataset(
             }
             variants = [(motion_id, feats, captions, record)]
             if config.mirror:
-                m_feats = joints_to_features(mirror_joints(joints))
+                m_feats = joints_to_features(mirror_joints(joints), fix_heading_wrap=True)
                 m_side = {"left": "right", "right": "left"}.get(side) if side else None
                 m_record = {
                     **record,
@@ -353,8 +353,7 @@ def _summary(
         per_source[c.source]["frames_20fps"] += len(c.joints)
     for c in dropped:
         per_source[c.source]["dropped_short"] += 1
-    used_clips = {(v["source"], v["source_clip"]) for v in plain.values()}
-    for s, _ in used_clips:
+    for s, _ in {(v["source"], v["source_clip"]) for v in plain.values()}:
         per_source[s]["clips_used"] += 1
     for v in plain.values():
         per_source[v["source"]]["windows"] += 1
@@ -363,10 +362,9 @@ def _summary(
     for v in meta.values():
         split_counts[v["split"]]["motions"] += 1
         split_counts[v["split"]]["frames"] += v["frames"]
-    for s, c in used_clips:
-        split_counts[next(v["split"] for v in plain.values() if (v["source"], v["source_clip"]) == (s, c))][
-            "clips"
-        ] += 1
+    clip_split = {(v["source"], v["source_clip"]): v["split"] for v in plain.values()}
+    for split in clip_split.values():
+        split_counts[split]["clips"] += 1
     labels: dict[tuple[str, str], Counter] = defaultdict(Counter)
     for v in plain.values():
         lab = labels[(v["source"], v["source_label"])]
@@ -442,6 +440,11 @@ def render_card(summary: dict) -> str:
         "follow HumanML3D. Ids are 6-digit; `M<id>` is the left/right mirror of `<id>` (x negated, "
         'left/right joints swapped, "left"/"right" swapped in the captions).',
         "",
+        "Feature extraction reproduces the official `process_file` except one fix: the root heading "
+        "quaternion is kept sign-continuous over time (`fix_heading_wrap=True`), so a heading that turns "
+        "past 180 degrees does not flip the sign of the rotation-velocity channel for one frame (an official "
+        "bug) and `features_to_joints` recovers the joints exactly.",
+        "",
         "**Weights trained on this data inherit the non-commercial terms of Bandai Namco (CC BY-NC 4.0) "
         "and Reallusion (noncommercial only).**",
         "",
@@ -486,18 +489,14 @@ def render_card(summary: dict) -> str:
         "the clips of every kind (at least one) go to test, one to val when at least 8 remain, the rest to "
         "train (a kind with a single clip is test only).",
         "",
-        "## Violent clips (windows without mirrors, per kind and split)",
+        "## Violent clips (per kind and split; windows without mirrors)",
         "",
         _table(
-            ["kind", "train", "val", "test", "test clips"],
+            ["kind", "train clips (windows)", "val clips (windows)", "test clips (windows)", "test clips"],
             [
-                [
-                    k,
-                    v["train"]["windows"],
-                    v["val"]["windows"],
-                    v["test"]["windows"],
-                    ", ".join(v["test"]["clips"]),
-                ]
+                [k]
+                + [f"{len(v[s]['clips'])} ({v[s]['windows']})" for s in SPLITS]
+                + [", ".join(v["test"]["clips"])]
                 for k, v in summary["violent"].items()
             ],
         ),

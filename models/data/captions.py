@@ -133,8 +133,16 @@ LABEL_PHRASES: dict[str, tuple[str, ...]] = {
         "circles sideways in a fighting stance",
     ),
     "stab": ("stabs forward with a sword", "thrusts a sword forward to stab", "stabs with a sword"),
-    "slash-down": ("slashes down with a sword", "makes a downward slash with a sword", "slashes downward with a sword"),
-    "slash-up": ("slashes up with a sword", "makes an upward slash with a sword", "slashes upward with a sword"),
+    "slash-down": (
+        "slashes down with a sword",
+        "makes a downward slash with a sword",
+        "slashes downward with a sword",
+    ),
+    "slash-up": (
+        "slashes up with a sword",
+        "makes an upward slash with a sword",
+        "slashes upward with a sword",
+    ),
     "slash-left": (
         "slashes to the left with a sword",
         "makes a slash to the left with a sword",

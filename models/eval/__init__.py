@@ -40,4 +40,14 @@ __all__ = [
     "mm_safe",
     "multimodality",
     "r_precision_and_matching",
+    "run_evaluation",
 ]
+
+
+def __getattr__(name: str):
+    """`run_evaluation` (the benchmark runner, used by the worker) is imported on first use."""
+    if name == "run_evaluation":
+        from models.eval.run import run_evaluation
+
+        return run_evaluation
+    raise AttributeError(f"module 'models.eval' has no attribute {name!r}")

@@ -45,8 +45,9 @@ def _fmt(metrics: dict[str, float]) -> str:
     return ", ".join(f"{k} = {v:.4g}" for k, v in sorted(metrics.items()))
 
 
-def model_card(title: str, stages: list[str], results: dict[str, StageResult], configs: dict[str, TrainConfig],
-               data_dir: Path, command: str, seconds: dict[str, float]) -> str:
+def model_card(title: str, stages: list[str], results: dict[str, StageResult],
+               configs: dict[str, TrainConfig], data_dir: Path, command: str,
+               seconds: dict[str, float]) -> str:
     lines = [f"# {title}", "", "Trained by `hmu train default` (models/train) on CPU-sized budgets.", "",
              "## Command", "", "```", command, "```", "", "## Data", "",
              f"HumanML3D-format folder `{data_dir}` (splits train / val).", ""]
@@ -100,7 +101,8 @@ def train_default(data_dir: str | Path, out_dir: str | Path, config_dir: str | P
                                ("bamm", "bamm", ["vq", "bamm", "res"])):
         pipeline = MotionPipeline(
             kind=kind, text_encoder=encoder, vq=vq_result.model, base=results[base].model,
-            residual=results["res"].model, length_estimator=results["length"].model if kind == "momask" else None,
+            residual=results["res"].model,
+            length_estimator=results["length"].model if kind == "momask" else None,
             mean=stats.mean, std=stats.std, dataset="t2m",
             manifest={"method": "train", "command": command, "stages": {
                 s: {"best_iteration": results[s].fit.best_iteration, "metrics": results[s].metrics}
@@ -114,7 +116,8 @@ def train_default(data_dir: str | Path, out_dir: str | Path, config_dir: str | P
     evaluator = results["evaluator"].model.cpu()
     ev_dir = out_dir / "evaluator"
     evaluator.save_pretrained(ev_dir, text_encoder_spec=encoder.spec())
-    save_file({"mean": torch.from_numpy(stats.mean), "std": torch.from_numpy(stats.std)}, str(ev_dir / "stats.safetensors"))
+    stats_tensors = {"mean": torch.from_numpy(stats.mean), "std": torch.from_numpy(stats.std)}
+    save_file(stats_tensors, str(ev_dir / "stats.safetensors"))
     (ev_dir / "MODEL_CARD.md").write_text(
         model_card("evaluator: our text/motion co-embedding evaluator", ["evaluator"], results, configs,
                    data_dir, command, seconds)

@@ -32,6 +32,7 @@ def register(subparsers) -> None:
     parser.add_argument("--max-minutes", type=_positive_float,
                         help="wall-time budget; the run then validates, saves and stops")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
     parser.set_defaults(func=cmd_train)
 
@@ -41,6 +42,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     from models.train.loops import TRAINERS, RunOptions
 
     data, out = Path(args.data), Path(args.out)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
     if not data.is_dir():
         raise FileNotFoundError(f"--data {data} is not a directory")
     opts = RunOptions(resume=args.resume, max_minutes=args.max_minutes, device=args.device,

@@ -110,7 +110,7 @@ class EpochSampler:
 
 # ------------------------------------------------------------------------------------ VQ windows
 class MotionWindowDataset:
-    """Official MotionDataset (§9.1): every `window`-frame window of every clip with T >= window, normalised."""
+    """Official MotionDataset (§9.1): every `window`-frame window of every clip (T >= window), normalised."""
 
     def __init__(self, data_dir: str | Path, split: str, normalizer: Normalizer, window: int = 64):
         data_dir = check_data_dir(data_dir)
@@ -185,7 +185,8 @@ class TextMotionDataset:
             if whole and min_len <= len(motion) < max_len:
                 self.items.append(Item(clip_id, self._tensor(motion, normalizer), whole))
         if not self.items:
-            raise ValueError(f"split {split!r} of {data_dir} has no captioned clip of {min_len}..{max_len - 1} frames")
+            raise ValueError(f"split {split!r} of {data_dir} has no captioned clip of "
+                             f"{min_len}..{max_len - 1} frames")
         self.lengths = torch.tensor([len(i.motion) for i in self.items])
         self.codes: torch.Tensor | None = None  # (N, unit_length, width, Q) int16 from cache_codes
         self.text_features: torch.Tensor | None = None  # (len(captions), D) from attach_text_features

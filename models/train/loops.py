@@ -235,8 +235,9 @@ def _token_setup(data_dir, out_dir, cfg, opts, vq_dir):
 def transformer_config(cfg: TrainConfig, vq, cond_dim: int, **extra: Any):
     from models.momask import TransformerConfig
 
-    shared = {"num_tokens": vq.cfg.nb_code, "code_dim": vq.cfg.code_dim, "num_quantizers": vq.cfg.num_quantizers,
-              "shared_codebook": vq.cfg.shared_codebook, "cond_dim": cond_dim}
+    shared = {"num_tokens": vq.cfg.nb_code, "code_dim": vq.cfg.code_dim,
+              "num_quantizers": vq.cfg.num_quantizers, "shared_codebook": vq.cfg.shared_codebook,
+              "cond_dim": cond_dim}
     return TransformerConfig(**{**preset(TRANSFORMER_PRESETS, cfg.size), **shared, **extra, **cfg.model})
 
 
@@ -250,7 +251,8 @@ def _train_tokens(stage: str, model: torch.nn.Module, loss_fn, data_dir, out_dir
         return {k: v.to(device) for k, v in batch.items()}
 
     def step(it: int, gen: torch.Generator):
-        batch = to_dev(train.batch(sampler.indices(it), generator_for(cfg.seed, it, 3), motion=False, ids=True))
+        batch = train.batch(sampler.indices(it), generator_for(cfg.seed, it, 3), motion=False, ids=True)
+        batch = to_dev(batch)
         loss, acc = loss_fn(model, batch, gen)
         return loss, {"acc": float(acc)}
 
@@ -353,7 +355,8 @@ def train_length_estimator(data_dir, out_dir, cfg: TrainConfig | None = None, op
     cfg = cfg or load_config("length")
     opts = opts or RunOptions()
     device = _device(opts.device)
-    encoder, train, val = _text_setup(data_dir, out_dir, cfg, opts, _vq_normalizer(data_dir, out_dir, cfg, vq_dir))
+    normalizer = _vq_normalizer(data_dir, out_dir, cfg, vq_dir)
+    encoder, train, val = _text_setup(data_dir, out_dir, cfg, opts, normalizer)
     torch.manual_seed(cfg.seed)
     model = LengthEstimator(encoder.dim, int(cfg.model.get("num_classes", 50))).to(device)
     stage_dir = Path(out_dir) / STAGE_DIRS["length"]

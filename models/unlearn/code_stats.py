@@ -128,7 +128,9 @@ def collect_code_stats(data_dir: str | Path, vq: torch.nn.Module, normalizer: No
     for split_no, split in enumerate(splits):
         dataset = TextMotionDataset(data_dir, split, normalizer)
         names += [item.name for item in dataset.items]
-        parts.append(_split_counts(dataset, vq, repeats, seed, split_no, exclude_padding, batch_size, progress))
+        report = None if progress is None else (
+            lambda f, msg, k=split_no: progress((k + f) / len(splits), f"{splits[k]}: {msg}"))
+        parts.append(_split_counts(dataset, vq, repeats, seed, split_no, exclude_padding, batch_size, report))
     vq.train(was_training)
     stats = CodeStats(names, torch.cat(parts), repeats)
     if cache_path is not None:

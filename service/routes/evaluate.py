@@ -36,7 +36,7 @@ def parse_models(values: list[str], services: Services) -> list[str]:
 
 
 def unpack_sets(services: Services, job_id: str, forget: UploadFile, retain: UploadFile) -> dict:
-    """Save, unpack and validate both uploads under `<artifacts>/<job>/uploads`; paths relative to artifacts."""
+    """Save, unpack and check both uploads in `<artifacts>/<job>/uploads`; paths relative to artifacts."""
     settings = services.settings
     artifacts = Path(settings.artifacts_dir)
     workdir = artifacts / job_id / "uploads"
@@ -45,7 +45,8 @@ def unpack_sets(services: Services, job_id: str, forget: UploadFile, retain: Upl
     try:
         for name, upload in (("forget", forget), ("retain", retain)):
             try:
-                root, summary = unpack_motion_set(upload.file, workdir, name, settings.upload_max_bytes, limits)
+                root, summary = unpack_motion_set(upload.file, workdir, name, settings.upload_max_bytes,
+                                                  limits)
             except UploadError as error:
                 raise UploadError(f"{name} set: {error}", error.status) from error
             out[f"{name}_dir"] = str(root.relative_to(artifacts))
@@ -61,13 +62,13 @@ def unpack_sets(services: Services, job_id: str, forget: UploadFile, retain: Upl
                         422: {"model": ErrorBody}, 503: {"model": ErrorBody}})
 async def evaluate(
     request: Request,
-    models: Annotated[list[str], Form(description="model ids to compare (repeat the field, or comma-separate)")],
+    models: Annotated[list[str], Form(description="model ids to compare (repeated or comma-separated)")],
     forget: Annotated[UploadFile | None, File(description="forget set: .zip/.tar(.gz) with texts/ and "
                                                           "new_joint_vecs/ (HumanML3D layout)")] = None,
     retain: Annotated[UploadFile | None, File(description="retain set, same layout")] = None,
     dataset: Annotated[str | None, Form(pattern=registry.ID_PATTERN, max_length=64,
                                         description="a registered dataset instead of uploads")] = None,
-    parameters: Annotated[str | None, Form(max_length=4096, description="JSON object of evaluation settings")] = None,
+    parameters: Annotated[str | None, Form(max_length=4096, description="JSON object of settings")] = None,
     services: Services = Depends(get_services),
 ):
     """Queue an evaluation; the job's result is the report."""

@@ -20,7 +20,8 @@ WORKER_KEYS = "hmu:worker:*"
 @router.get("/healthz", response_model=Health)
 async def healthz(services: Services = Depends(get_services)):
     """Liveness: the gateway process answers (does not touch Redis)."""
-    return Health(status="ok", version=__version__, auth="open" if services.settings.open_mode else "api-keys")
+    auth = "open" if services.settings.open_mode else "api-keys"
+    return Health(status="ok", version=__version__, auth=auth)
 
 
 def workers(services: Services) -> list[dict]:
@@ -44,5 +45,5 @@ def readyz(services: Services = Depends(get_services)):
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
 def metrics(services: Services = Depends(get_services)):
-    """Prometheus metrics: HTTP, jobs by type/state, job durations, queue depth, batch sizes, model load time."""
+    """Prometheus metrics: HTTP, jobs by type/state, job durations, queue depth, batch sizes, model loads."""
     return Response(generate_latest(services.registry), media_type=CONTENT_TYPE_LATEST)

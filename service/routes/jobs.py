@@ -18,7 +18,8 @@ SCOPE_OF = {"generate": "generate", "evaluate": "evaluate", "unlearn": "admin"}
 
 
 @router.get("/{job_id}", response_model=JobStatus, name="get_job", responses={404: {"model": ErrorBody}})
-async def get_job(job_id: JobId, _: Principal = Depends(authenticate), services: Services = Depends(get_services)):
+async def get_job(job_id: JobId, _: Principal = Depends(authenticate),
+                  services: Services = Depends(get_services)):
     """Status, progress (0..1), timestamps, and the result or a clear error."""
     return await dispatch.read(services, job_id)
 
@@ -34,8 +35,8 @@ async def cancel_job(job_id: JobId, principal: Principal = Depends(authenticate)
     if record is None:
         raise HTTPException(404, f"job {job_id} not found")
     if not changed:
-        raise HTTPException(409, f"job {job_id} is already {record['state']}; only queued or running jobs can be "
-                                 "cancelled")
+        raise HTTPException(409, f"job {job_id} is already {record['state']}; "
+                                 "only queued or running jobs can be cancelled")
     await run_in_threadpool(services.celery.control.revoke, job_id)
     await run_in_threadpool(RedisMetrics(services.redis).inc_job, record["type"], "cancelled")
     return record

@@ -67,8 +67,8 @@ def tar_stream(folder: FsPath, name: str) -> Iterator[bytes]:
 
 
 @router.get("/{model_id}/files", response_class=StreamingResponse, responses={
-    200: {"content": {"application/x-tar": {}}, "description": "tar of config.json, *.safetensors, MODEL_CARD.md, "
-                                                                 "manifest.json"},
+    200: {"content": {"application/x-tar": {}},
+          "description": "tar of config.json, *.safetensors, MODEL_CARD.md, manifest.json"},
     404: {"model": ErrorBody}})
 async def download_model(model_id: ModelId, services: Services = Depends(get_services)):
     """Download the model bundle (safetensors + JSON + card) as a tar archive."""

@@ -20,6 +20,22 @@ def new_model_id(base: str, body: UnlearnRequest) -> str:
     return f"{base}-{body.method}-{concept}"[:64].strip("-._")
 
 
+def check_concept(body: UnlearnRequest) -> None:
+    """422 for an unknown concept name or unusable keywords (the concepts module is pure Python, no torch).
+
+    Method parameters are checked by the worker (their validators live next to the torch code).
+    """
+    from models.unlearn.concepts import concept_from_keywords, get_concept
+
+    try:
+        if body.concept is not None:
+            get_concept(body.concept)
+        else:
+            concept_from_keywords(body.keywords or [])
+    except ValueError as error:
+        raise HTTPException(422, str(error)) from error
+
+
 @router.post("/unlearn", status_code=202, response_model=JobAccepted, dependencies=[require("admin")],
              responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}, 422: {"model": ErrorBody},
                         503: {"model": ErrorBody}})
@@ -29,6 +45,7 @@ async def unlearn(body: UnlearnRequest, request: Request, services: Services = D
     base = body.base_model or settings.default_model
     if not await run_in_threadpool(registry.model_exists, settings, base):
         raise HTTPException(404, f"base model {base!r} not found; GET /models lists the available ones")
+    check_concept(body)
     target = body.new_model_id or new_model_id(base, body)
     if await run_in_threadpool(registry.model_exists, settings, target):
         raise HTTPException(409, f"model id {target!r} already exists; choose another new_model_id")

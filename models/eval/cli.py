@@ -1,0 +1,151 @@
+"""`hmu evaluate --model A --model B --data DIR --concept violence [--repeats N] --out DIR` and
+`hmu evaluate-classifier --data DIR --out DIR` (train the violence-rate motion classifier)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _nonneg_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add `evaluate` and `evaluate-classifier` to the `hmu` parser."""
+    ev = sub.add_parser(
+        "evaluate", help="compare models on a concept's forget / retain sets (report + plots)"
+    )
+    ev.add_argument(
+        "--model", action="append", required=True, help="model folder (repeat for several models)"
+    )
+    ev.add_argument(
+        "--data", help="HumanML3D-format folder split by --concept (or give --forget and --retain)"
+    )
+    ev.add_argument("--forget", help="folder whose motions all form the forget set")
+    ev.add_argument("--retain", help="folder whose motions all form the retain set")
+    ev.add_argument("--concept", default="violence", help="concept name from configs/concepts.json")
+    ev.add_argument("--split", default="test", help="split of --data to evaluate (default: test)")
+    ev.add_argument("--out", required=True, help="output folder (report.json, report.md, PNGs, kw_splits/)")
+    ev.add_argument("--repeats", type=_positive_int, default=5)
+    ev.add_argument(
+        "--evaluator",
+        default="default",
+        help="'default' (weights/evaluator), our evaluator folder, or an official checkpoints/t2m root",
+    )
+    ev.add_argument("--glove", help="GloVe folder (our_vab_*) for the official evaluator")
+    ev.add_argument("--batch-size", type=_positive_int, default=32)
+    ev.add_argument("--mm-batches", type=_nonneg_int, default=3, help="MultiModality batches (0 = off)")
+    ev.add_argument(
+        "--mm-repeats", type=_positive_int, default=30, help="generations per MultiModality prompt"
+    )
+    ev.add_argument("--max-items", type=_positive_int, help="at most this many items per set and pass")
+    ev.add_argument("--seed", type=int, default=10107)
+    ev.add_argument(
+        "--classifier",
+        default="default",
+        help="violence classifier: 'default' (weights/violence-classifier), a folder, 'train' or 'none'",
+    )
+    ev.add_argument("--implicit", help="file of rewritten (implicit) prompts: JSON or 'id#prompt' lines")
+    ev.add_argument("--timesteps", type=_positive_int, help="MoMask sampling steps (default: the model's)")
+    ev.add_argument("--no-plots", action="store_true")
+    ev.add_argument("--device", default="cpu")
+    ev.add_argument("--no-progress", action="store_true")
+    ev.set_defaults(func=cmd_evaluate)
+
+    tr = sub.add_parser("evaluate-classifier", help="train the motion classifier behind the violence rate")
+    tr.add_argument("--data", required=True, help="HumanML3D-format folder with train/test splits")
+    tr.add_argument("--out", required=True, help="output folder (config.json + classifier.safetensors)")
+    tr.add_argument("--concept", default="violence")
+    tr.add_argument("--steps", type=_positive_int, default=600)
+    tr.add_argument("--batch-size", type=_positive_int, default=64)
+    tr.add_argument("--seed", type=int, default=0)
+    tr.set_defaults(func=cmd_train_classifier)
+
+
+class Bar:
+    """Progress on stderr: a tqdm bar (fraction x 1000) with the latest message."""
+
+    def __init__(self, enabled: bool = True):
+        from tqdm import tqdm
+
+        self.bar = tqdm(
+            total=1000, disable=not enabled, file=sys.stderr, bar_format="{l_bar}{bar}| {elapsed}<{remaining}"
+        )
+
+    def __call__(self, fraction: float, message: str) -> None:
+        self.bar.n = int(round(1000 * min(max(fraction, 0.0), 1.0)))
+        self.bar.set_description_str(message[:70], refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from models.eval.run import run_evaluation
+
+    if args.data is None and (args.forget is None or args.retain is None):
+        raise ValueError("give --data (split by --concept) or both --forget and --retain")
+    bar = Bar(not args.no_progress)
+    try:
+        report = run_evaluation(
+            [Path(m) for m in args.model],
+            args.data,
+            args.concept,
+            args.out,
+            forget_dir=args.forget,
+            retain_dir=args.retain,
+            repeats=args.repeats,
+            evaluator=args.evaluator,
+            glove_dir=args.glove,
+            split=args.split,
+            batch_size=args.batch_size,
+            mm_batches=args.mm_batches,
+            mm_repeats=args.mm_repeats,
+            seed=args.seed,
+            max_items=args.max_items,
+            classifier=args.classifier,
+            implicit_prompts=args.implicit,
+            sampling={"timesteps": args.timesteps} if args.timesteps else None,
+            plots=not args.no_plots,
+            device=args.device,
+            progress=bar,
+        )
+    finally:
+        bar.close()
+    print(Path(report["files"]["markdown"]).read_text(encoding="utf-8"))
+    print(json.dumps(report["files"], indent=2))
+    return 0
+
+
+def cmd_train_classifier(args: argparse.Namespace) -> int:
+    from models.eval.violence_classifier import train_violence_classifier
+
+    bar = Bar()
+    try:
+        _, info = train_violence_classifier(
+            args.data,
+            args.out,
+            args.concept,
+            steps=args.steps,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            progress=bar,
+        )
+    finally:
+        bar.close()
+    print(json.dumps(info["metrics"], indent=2))
+    return 0

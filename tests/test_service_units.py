@@ -1,0 +1,241 @@
+"""Unit tests of the service parts that need no worker: job store, batcher, uploads, schemas, files."""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+import redis
+import yaml
+
+from hmu.settings import REPO_ROOT, Settings, settings_env
+from service.jobstore import JobStore
+from service.schemas import GenerateRequest, UnlearnRequest
+from service.uploads import Limits, UploadError, extract_archive
+from worker.app import broker_url
+from worker.batching import MicroBatcher
+
+LIMITS = Limits(max_files=50, max_unpacked_bytes=10_000, max_frames=200)
+
+
+@pytest.fixture
+def store(redis_url: str, tmp_path: Path) -> JobStore:
+    client = redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + "/2", decode_responses=True)
+    client.flushdb()
+    return JobStore(client, tmp_path, ttl_s=600, inline_max_bytes=1024)
+
+
+# ---------------------------------------------------------------------------------------------- job store
+def test_job_lifecycle_and_large_results_on_disk(store: JobStore):
+    job = store.create("generate", {"text": "walk"}, model="m")
+    assert store.get(job["id"])["state"] == "queued" and 0 < store.r.ttl(store.key(job["id"])) <= 600
+    assert store.start(job["id"], "w1", stale_after_s=30, max_attempts=3) == ("run", 1)
+    assert store.progress(job["id"], 0.5, "half")
+    assert store.get(job["id"])["progress"] == 0.5
+    result = {"samples": ["x" * 2000]}  # above inline_max_bytes: stored as a file
+    assert store.succeed(job["id"], result)
+    record = store.get(job["id"])
+    assert record["state"] == "succeeded" and record["result"] == result
+    assert (store.artifacts_dir / job["id"] / "result.json").is_file()
+    assert store.start(job["id"], "w2", 30, 3)[0] == "terminal"  # a redelivered finished job is not rerun
+
+
+def test_cancelled_job_cannot_be_finished_by_a_late_worker(store: JobStore):
+    job = store.create("unlearn", {}, model="m")
+    store.start(job["id"], "w1", 30, 3)
+    changed, record = store.cancel(job["id"])
+    assert changed and record["state"] == "cancelled"
+    assert not store.progress(job["id"], 0.9)
+    assert not store.succeed(job["id"], {"ok": True})
+    assert not store.fail(job["id"], "internal", "boom")
+    assert store.get(job["id"])["state"] == "cancelled" and store.get(job["id"])["result"] is None
+    assert store.cancel(job["id"])[0] is False
+
+
+def test_redelivery_after_worker_loss(store: JobStore):
+    job = store.create("generate", {}, model="m")
+    assert store.start(job["id"], "w1", stale_after_s=30, max_attempts=2) == ("run", 1)
+    # the same message delivered again while w1 still heart-beats: a duplicate, not run twice
+    assert store.start(job["id"], "w2", stale_after_s=30, max_attempts=2)[0] == "duplicate"
+    store.r.hset(store.key(job["id"]), "heartbeat_at", time.time() - 60)  # w1 died a minute ago
+    assert store.start(job["id"], "w2", stale_after_s=30, max_attempts=2) == ("run", 2)
+    store.r.hset(store.key(job["id"]), "heartbeat_at", time.time() - 60)
+    assert store.start(job["id"], "w3", stale_after_s=30, max_attempts=2)[0] == "exhausted"
+    record = store.get(job["id"])
+    assert record["state"] == "failed" and record["error"]["code"] == "worker_lost"
+    assert "interrupted 2 times" in record["error"]["message"]
+
+
+# ---------------------------------------------------------------------------------------------- batching
+def test_micro_batcher_merges_waiting_requests_and_keeps_order():
+    calls: list[list[int]] = []
+    release = threading.Event()
+
+    def run(key, payloads):
+        calls.append(list(payloads))
+        if len(calls) == 1:
+            release.wait(5)  # hold the model busy so the next requests pile up
+        return [(key, p * 10) for p in payloads]
+
+    batcher = MicroBatcher(run=run, window_s=0, max_size=3)
+    results: dict[int, object] = {}
+
+    def submit(i: int, key: str = "a") -> None:
+        results[i] = batcher.submit(key, i)
+
+    first = threading.Thread(target=submit, args=(0,))
+    first.start()
+    while not calls:
+        time.sleep(0.001)
+    others = [threading.Thread(target=submit, args=(i,)) for i in range(1, 6)]
+    for thread in others:
+        thread.start()
+    deadline = time.monotonic() + 5
+    while sum(len(v) for v in batcher._pending.values()) < 5 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    release.set()
+    for thread in [first, *others]:
+        thread.join(5)
+    assert results == {i: ("a", i * 10) for i in range(6)}
+    assert calls[0] == [0] and sorted(calls[1] + calls[2]) == [1, 2, 3, 4, 5]
+    assert [len(c) for c in calls] == [1, 3, 2]  # max_size respected, waiting requests merged
+
+
+def test_micro_batcher_gives_every_request_the_batch_error():
+    def run(key, payloads):
+        raise ValueError("model exploded")
+
+    batcher = MicroBatcher(run=run, window_s=0.001)
+    with pytest.raises(ValueError, match="model exploded"):
+        batcher.submit("k", 1)
+
+
+# ---------------------------------------------------------------------------------------------- uploads
+def zip_bytes(entries: dict[str, bytes], link: str | None = None) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+        if link:
+            info = zipfile.ZipInfo(link)
+            info.external_attr = (0o120777 << 16)  # a symlink entry
+            archive.writestr(info, "/etc/passwd")
+    return buffer.getvalue()
+
+
+def tar_bytes(build) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        build(archive)
+    return buffer.getvalue()
+
+
+def add_file(archive: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    archive.addfile(info, io.BytesIO(data))
+
+
+def extract(tmp_path: Path, payload: bytes, limits: Limits = LIMITS) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    archive = tmp_path / "upload.bin"
+    archive.write_bytes(payload)
+    extract_archive(archive, tmp_path / "out", limits)
+    return tmp_path / "out"
+
+
+def test_safe_extraction_refuses_links_escapes_and_bombs(tmp_path: Path):
+    out = extract(tmp_path, zip_bytes({"a/texts/1.txt": b"walk", "./a/b.txt": b"x"}))
+    assert (out / "a" / "texts" / "1.txt").read_bytes() == b"walk" and (out / "a" / "b.txt").exists()
+
+    def symlink(archive):
+        info = tarfile.TarInfo("evil")
+        info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        archive.addfile(info)
+
+    def hardlink(archive):
+        add_file(archive, "real", b"x")
+        info = tarfile.TarInfo("evil")
+        info.type, info.linkname = tarfile.LNKTYPE, "real"
+        archive.addfile(info)
+
+    def device(archive):
+        info = tarfile.TarInfo("dev")
+        info.type = tarfile.CHRTYPE
+        archive.addfile(info)
+
+    refused = {
+        "zip link": (zip_bytes({}, link="evil"), "link"),
+        "tar symlink": (tar_bytes(symlink), "link"),
+        "tar hardlink": (tar_bytes(hardlink), "link"),
+        "device": (tar_bytes(device), "not a regular file"),
+        "dotdot": (tar_bytes(lambda a: add_file(a, "x/../../evil", b"x")), "'..'"),
+        "absolute": (tar_bytes(lambda a: add_file(a, "/tmp/evil", b"x")), "absolute"),
+        "backslash": (zip_bytes({"..\\evil": b"x"}), "Windows"),
+        "duplicate": (tar_bytes(lambda a: (add_file(a, "d", b"1"), add_file(a, "d", b"2"))), "twice"),
+        "many files": (zip_bytes({f"f{i}": b"" for i in range(51)}), "more than 50 entries"),
+        "bomb": (zip_bytes({"big": b"\0" * 10_001}), "more than 10000 bytes"),
+    }
+    for name, (payload, word) in refused.items():
+        with pytest.raises(UploadError, match=word):
+            extract(tmp_path / name.replace(" ", "_"), payload)
+    assert not Path("/tmp/evil").exists()
+
+
+# ---------------------------------------------------------------------------------------------- schemas
+def test_schema_bounds():
+    assert GenerateRequest(text="walk").wait_seconds == 10
+    for bad in ({"text": "walk", "seed": -1}, {"text": "walk", "topk_filter_thres": 1.5},
+                {"text": "walk", "timesteps": 0}, {"text": "walk", "temperature": 0}):
+        with pytest.raises(ValueError):
+            GenerateRequest(**bad)
+    with pytest.raises(ValueError, match="at most 32"):
+        UnlearnRequest(method="lcr", concept="kick", parameters={f"p{i}": i for i in range(33)})
+    with pytest.raises(ValueError, match="1..64 characters"):
+        UnlearnRequest(method="lcr", keywords=["ok", " "])
+    assert UnlearnRequest(method="uce", keywords=[" kick "]).keywords == ["kick"]
+
+
+def test_settings_round_trip_through_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    settings = Settings(redis_url="redis://x:1/0", models_dir=tmp_path, api_keys={"k": ["admin"]},
+                        batch_max_size=7)
+    for name, value in settings_env(settings).items():
+        monkeypatch.setenv(name, value)
+    loaded = Settings()
+    assert settings_env(loaded) == settings_env(settings)
+    assert loaded.api_keys == {"k": ["admin"]} and loaded.batch_max_size == 7
+    assert loaded.models_dir == tmp_path
+    assert broker_url("unix:///run/r.sock?db=1") == "redis+socket:///run/r.sock?db=1"
+    assert broker_url("redis://h:1/0") == "redis://h:1/0"
+
+
+# ---------------------------------------------------------------------------------------------- repo files
+def test_openapi_yaml_is_up_to_date():
+    from service.openapi import OPENAPI_PATH, openapi_yaml
+
+    assert OPENAPI_PATH.read_text() == openapi_yaml(), "run `python -m service.openapi`, commit openapi.yaml"
+
+
+def test_compose_and_prometheus_files():
+    compose = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert {"redis", "gateway", "worker", "prometheus"} <= set(services)
+    assert "--appendonly" in " ".join(map(str, services["redis"]["command"]))
+    devices = services["worker"]["deploy"]["resources"]["reservations"]["devices"]
+    assert any("gpu" in d["capabilities"] for d in devices)
+    for name in ("gateway", "worker"):
+        env = services[name]["environment"]
+        assert env["HMU_REDIS_URL"].startswith("redis://redis:")
+        assert any(str(v).endswith(":/data") for v in services[name]["volumes"])  # shared artefacts volume
+    prometheus = yaml.safe_load((REPO_ROOT / "prometheus.yml").read_text())
+    targets = [t for job in prometheus["scrape_configs"] for c in job["static_configs"] for t in c["targets"]]
+    assert "gateway:8000" in targets
+    dockerfile = (REPO_ROOT / "Dockerfile.gpu").read_text()
+    assert "nvidia/cuda" in dockerfile and "download.pytorch.org/whl/cu" in dockerfile
+    assert os.path.basename(services["worker"]["build"]["dockerfile"]) == "Dockerfile.gpu"
