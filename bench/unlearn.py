@@ -56,6 +56,7 @@ def main() -> None:
     concept = get_concept(args.concept)
     loaded.encode_text(["warm up"])  # the text encoder's first call is not part of any method
     results = {}
+    counter = iter(range(1_000_000))
     try:
         for name, (method, params, warm) in CASES.items():
             params = {**params, "cache_dir": str(work / "cache")} if method == "lcr" else params
@@ -64,7 +65,6 @@ def main() -> None:
             if warm:  # fill the cache once
                 run_unlearning(args.model, method, concept, params, work / "fill", data_dir=args.data,
                                device=args.device)
-            counter = iter(range(10_000))
 
             def end_to_end(method=method, params=params) -> None:
                 run_unlearning(args.model, method, concept, params, work / f"out{next(counter)}",

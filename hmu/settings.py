@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(3, ge=1, le=20, description="deliveries before a job fails as worker-lost")
     heartbeat_interval_s: float = Field(5.0, gt=0)
     job_stale_after_s: float = Field(30.0, gt=0, description="no heartbeat this long: worker presumed dead")
-    visibility_timeout_s: int = Field(300, ge=10, description="unacked messages are redelivered after this")
+    visibility_timeout_s: int = Field(300, ge=1, description="unacked messages are redelivered after this")
     retry_after_s: int = Field(5, ge=1, description="Retry-After sent with 503 when Redis is unreachable")
 
     # Workers
@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     batch_window_ms: float = Field(10.0, ge=0, le=1000, description="time to gather a generate batch")
     batch_max_size: int = Field(32, ge=1, le=512, description="most motions generated in one call")
     model_cache_size: int = Field(2, ge=1, le=16)
+    preload_default_model: bool = True
 
     # Uploads (evaluation sets)
     upload_max_bytes: int = Field(64 * 2**20, ge=1024)

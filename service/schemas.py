@@ -161,6 +161,13 @@ class Ready(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    detail: str
-    errors: list[dict[str, Any]] | None = None
-    job_id: str | None = None
+    detail: str = Field(description="what went wrong, in words")
+    errors: list[dict[str, Any]] | None = Field(None, description="per-field problems of an invalid request")
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries for error statuses (all answered with `ErrorBody`)."""
+    return {status: {"model": ErrorBody} for status in statuses}
+
+
+AUTH_ERRORS = error_responses(401, 403, 422, 503)  # every authenticated router

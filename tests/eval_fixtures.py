@@ -41,9 +41,9 @@ def make_eval_dataset(root: Path, n_clips: int = 60, seed: int = 0) -> Path:
         cid = f"{i:06d}"
         violent = i % 3 == 1
         t = int(rng.integers(44, 151))
-        x = np.cumsum(rng.normal(0, 0.02, (t, 263)), axis=0)
+        x = np.cumsum(rng.normal(0, 0.005, (t, 263)), axis=0)
         freq = 0.9 if violent else 0.08
-        x[:, :60] += 0.8 * np.sin(np.arange(t)[:, None] * freq + rng.uniform(0, 6, 60))
+        x[:, :60] += 0.8 * np.sin(np.arange(t)[:, None] * freq + np.linspace(0, 6, 60) + rng.uniform(0, 6))
         x[:, 259:] = rng.random((t, 4)) > 0.5
         np.save(root / "new_joint_vecs" / f"{cid}.npy", x.astype(np.float32))
         feats.append(x)

@@ -44,7 +44,9 @@ def tiny_models(tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
     momask = MotionPipeline.random("momask", "tiny", seed=0)
     momask.save_pretrained(root / "momask-tiny")
-    MotionPipeline.random("bamm", "tiny", seed=1, text_encoder=momask.text_encoder).save_pretrained(root / "bamm-tiny")
+    MotionPipeline.random("bamm", "tiny", seed=1, text_encoder=momask.text_encoder).save_pretrained(
+        root / "bamm-tiny"
+    )
     return [root / "momask-tiny", root / "bamm-tiny"]
 
 
@@ -76,8 +78,9 @@ def test_eval_set_follows_the_official_loader(tmp_path):
     s = load_eval_set(root, ["000000", "000001", "000002"])
     names = {i.name: i for i in s.items}
     assert set(names) == {"000000", "000000#1", "000001#0"}
-    assert names["000000"].captions == ["a person walks"] and names["000000"].tokens == [["a/DET", "person/NOUN",
-                                                                                         "walk/VERB"]]
+    assert names["000000"].captions == ["a person walks"] and names["000000"].tokens == [
+        ["a/DET", "person/NOUN", "walk/VERB"]
+    ]
     assert len(names["000000"].motion) == t and len(names["000000#1"].motion) == 40
     assert len(names["000001#0"].motion) == 42  # frames 10..52
     with pytest.raises(FileNotFoundError, match="feature file"):
@@ -111,16 +114,26 @@ def test_eval_space_uses_the_evaluator_statistics(data, space):
     padded[0, :48] = torch.from_numpy((x - space.mean) / space.std)
     direct = space.evaluator.motion_embeddings(padded, torch.tensor([48])).numpy()
     np.testing.assert_allclose(emb, direct, rtol=1e-5, atol=1e-6)
-    masked, changed = space.masked_text_embeddings(["a person kicks", "a person walks"], [[], []],
-                                                   get_concept("violence"))
+    masked, changed = space.masked_text_embeddings(
+        ["a person kicks", "a person walks"], [[], []], get_concept("violence")
+    )
     np.testing.assert_allclose(masked[0], space.text_embeddings(["a person ***"], [[]])[0], rtol=1e-6)
     assert changed.tolist() == [True, False]
 
 
 def test_gt_as_generated_reproduces_the_gt_row(data, space, tmp_path):
     """Wiring check: the GT crops fed through the generation path give FID 0 and identical metrics."""
-    report = run_evaluation({"gt": GroundTruthSource()}, data, "violence", tmp_path, repeats=2, evaluator=space,
-                            classifier="none", plots=False, mm_batches=0)
+    report = run_evaluation(
+        {"gt": GroundTruthSource()},
+        data,
+        "violence",
+        tmp_path,
+        repeats=2,
+        evaluator=space,
+        classifier="none",
+        plots=False,
+        mm_batches=0,
+    )
     for split in ("forget", "retain"):
         gt, as_gen = report["results"][GT_ROW][split], report["results"]["gt"][split]
         assert abs(as_gen["FID"]["mean"]) < 1e-6 and abs(gt["FID"]["mean"]) < 1e-6
@@ -137,15 +150,27 @@ def test_gt_as_generated_reproduces_the_gt_row(data, space, tmp_path):
 
 
 def test_runner_writes_report_markdown_and_plots(data, space, tiny_models, tmp_path):
-    clf, _ = train_violence_classifier(data, tmp_path / "clf", steps=20, batch_size=8,
-                                       cfg=ClassifierConfig(hidden=16))
+    clf, _ = train_violence_classifier(
+        data, tmp_path / "clf", steps=20, batch_size=8, cfg=ClassifierConfig(hidden=16)
+    )
     implicit = tmp_path / "implicit.txt"
     forget_ids = [i for i in (data / "test.txt").read_text().split() if int(i) % 3 == 1]
     implicit.write_text("".join(f"{i}#a person swings the right leg forward\n" for i in forget_ids))
     seen = []
-    report = run_evaluation(tiny_models, data, "violence", tmp_path / "out", repeats=2, evaluator=space,
-                            mm_batches=1, mm_repeats=3, classifier=clf, implicit_prompts=implicit,
-                            sampling={"timesteps": 2}, progress=lambda f, m: seen.append((f, m)))
+    report = run_evaluation(
+        tiny_models,
+        data,
+        "violence",
+        tmp_path / "out",
+        repeats=2,
+        evaluator=space,
+        mm_batches=1,
+        mm_repeats=3,
+        classifier=clf,
+        implicit_prompts=implicit,
+        sampling={"timesteps": 2},
+        progress=lambda f, m: seen.append((f, m)),
+    )
     out = tmp_path / "out"
     on_disk = json.loads((out / "report.json").read_text())
     assert on_disk["rows"] == [GT_ROW, "momask-tiny", "bamm-tiny"] == report["rows"]
@@ -182,10 +207,19 @@ def test_worker_style_call_and_parameter_checks(data, space, tiny_models, tmp_pa
     ids = (data / "test.txt").read_text().split()
     forget, retain = concept_sets(data, get_concept("violence"), "test")[:2]
     assert len(forget) and len(retain) and len(ids) == len(forget) + len(retain)
-    report = run_evaluation(models={"m": tiny_models[0]}, forget_dir=data, retain_dir=data, out_dir=tmp_path,
-                            parameters={"repeats": 1, "mm_batches": 0, "max_items": 8}, device="cpu",
-                            progress=None, evaluator=space, classifier="none", plots=False,
-                            sampling={"timesteps": 1})
+    report = run_evaluation(
+        models={"m": tiny_models[0]},
+        forget_dir=data,
+        retain_dir=data,
+        out_dir=tmp_path,
+        parameters={"repeats": 1, "mm_batches": 0, "max_items": 8},
+        device="cpu",
+        progress=None,
+        evaluator=space,
+        classifier="none",
+        plots=False,
+        sampling={"timesteps": 1},
+    )
     assert report["settings"]["repeats"] == 1 and report["rows"] == [GT_ROW, "m"]
     assert report["data"]["sets"]["forget"]["batch_size"] == 8
     with pytest.raises(ValueError, match="unknown evaluation parameter"):
@@ -200,13 +234,17 @@ def test_worker_style_call_and_parameter_checks(data, space, tiny_models, tmp_pa
 
 def test_implicit_prompt_files(tmp_path):
     j = tmp_path / "p.json"
-    j.write_text(json.dumps([{"id": "000001", "prompt": "a person swings a leg", "tokens": "a/DET person/NOUN"}]))
+    j.write_text(
+        json.dumps([{"id": "000001", "prompt": "a person swings a leg", "tokens": "a/DET person/NOUN"}])
+    )
     rows = load_implicit_prompts(j)
     assert rows[0].clip_id == "000001" and rows[0].tokens == ["a/DET", "person/NOUN"]
     t = tmp_path / "p.txt"
     t.write_text("# comment\n000002\ta person lifts a knee\n000003#someone swings an arm\n")
     assert [(r.clip_id, r.prompt) for r in load_implicit_prompts(t)] == [
-        ("000002", "a person lifts a knee"), ("000003", "someone swings an arm")]
+        ("000002", "a person lifts a knee"),
+        ("000003", "someone swings an arm"),
+    ]
     (tmp_path / "bad.txt").write_text("no separator here\n")
     with pytest.raises(ValueError, match="expected"):
         load_implicit_prompts(tmp_path / "bad.txt")

@@ -19,7 +19,7 @@ import redis
 from fastapi.testclient import TestClient
 
 from hmu.settings import Settings
-from service.embedded import worker_process
+from service.embedded import embedded_redis, worker_process
 from service.main import create_app
 from tests.conftest import RedisServer, free_port
 from worker.app import create_celery
@@ -52,29 +52,35 @@ def tiny_evaluator(folder: Path, text_encoder) -> None:
     """A random-weight evaluator in the layout `models.eval` loads as the default one."""
     from models.eval.our_evaluator import OurEvaluator, OurEvaluatorConfig
 
-    sizes = dict.fromkeys(("movement_hidden", "movement_latent", "motion_hidden", "text_hidden", "embed_dim"), 32)
+    widths = ("movement_hidden", "movement_latent", "motion_hidden", "text_hidden", "embed_dim")
+    sizes = dict.fromkeys(widths, 32)
     OurEvaluator(OurEvaluatorConfig(**sizes), text_encoder).save_pretrained(folder)
     for name in ("Mean.npy", "Std.npy"):
         (folder / name).write_bytes((HUMANML3D / name).read_bytes())
 
 
 @pytest.fixture(scope="module")
-def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory):
-    """(settings, client, worker name) with a worker process on every queue."""
+def stack(tmp_path_factory: pytest.TempPathFactory):
+    """(settings, client, worker name): what `hmu serve` runs (embedded Redis on a unix socket, a worker
+    process on every queue, the gateway), with a tiny random model as the default model."""
     from models.pipeline import MotionPipeline
 
     root = tmp_path_factory.mktemp("service")
     pipeline = MotionPipeline.random("momask", "tiny", seed=0)
     pipeline.save_pretrained(root / "models" / "momask-small")
     tiny_evaluator(root / "weights" / "evaluator", pipeline.text_encoder)
-    settings = Settings(
-        redis_url=redis_url.rsplit("/", 1)[0] + "/1", models_dir=root / "models",
-        weights_dir=root / "weights", datasets_dir=root / "datasets", artifacts_dir=root / "artifacts",
-        unlearn_data_dir=humanml3d_folder(root / "humanml3d"), api_keys=KEYS, batch_window_ms=150,
-        heartbeat_interval_s=0.5, upload_max_bytes=2**20,
-    )
+    data = humanml3d_folder(root / "humanml3d")
+    with embedded_redis(root / "redis") as url:
+        settings = Settings(
+            redis_url=url, models_dir=root / "models", weights_dir=root / "weights",
+            datasets_dir=root / "datasets", artifacts_dir=root / "artifacts", unlearn_data_dir=data,
+            api_keys=KEYS, batch_window_ms=150, heartbeat_interval_s=0.5, upload_max_bytes=2**20,
+        )
+        yield from running_stack(settings)
+
+
+def running_stack(settings: Settings):
     client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
-    client.flushdb()
     with worker_process(settings, concurrency=4) as process:
         deadline = time.monotonic() + 60
         while not (names := client.keys("hmu:worker:*")):
@@ -259,7 +265,8 @@ def test_cancel_queued_job_is_never_run(stack):
 # ---------------------------------------------------------------------------------------------- unlearn
 def test_unlearn_then_generate_with_the_new_model(stack):
     _, http, _ = stack
-    request = {"method": "lcr", "concept": "violence", "parameters": {"k": 2}, "new_model_id": "momask-small-nokick"}
+    request = {"method": "lcr", "concept": "violence", "parameters": {"k": 2},
+               "new_model_id": "momask-small-nokick"}
     response = http.post("/unlearn", headers=ADMIN, json=request)
     assert response.status_code == 202, response.text
     job = poll(http, response.json()["job_id"], ADMIN, timeout_s=45)

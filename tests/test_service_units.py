@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
+import sys
 import tarfile
 import threading
 import time
@@ -15,6 +17,7 @@ import redis
 import yaml
 
 from hmu.settings import REPO_ROOT, Settings, settings_env
+from service.embedded import embedded_redis
 from service.jobstore import JobStore
 from service.schemas import GenerateRequest, UnlearnRequest
 from service.uploads import Limits, UploadError, extract_archive
@@ -213,6 +216,28 @@ def test_settings_round_trip_through_the_environment(tmp_path: Path, monkeypatch
     assert loaded.models_dir == tmp_path
     assert broker_url("unix:///run/r.sock?db=1") == "redis+socket:///run/r.sock?db=1"
     assert broker_url("redis://h:1/0") == "redis://h:1/0"
+
+
+# ---------------------------------------------------------------------------------------------- processes
+def test_gateway_never_imports_torch():
+    code = ("import sys; from hmu.settings import Settings; from service.main import create_app; "
+            "create_app(Settings(redis_url='redis://127.0.0.1:1/0')); "
+            "from service.routes.unlearn import check_concept; from service.schemas import UnlearnRequest; "
+            "check_concept(UnlearnRequest(method='lcr', concept='violence')); "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'models') "
+            "and m not in ('models', 'models.unlearn', 'models.unlearn.run', 'models.unlearn.concepts', "
+            "'models.unlearn.params')); print(bad); sys.exit(1 if bad else 0)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_embedded_redis_keeps_data_across_restarts(tmp_path: Path):
+    with embedded_redis(tmp_path) as url:
+        assert url.startswith("unix://")
+        redis.Redis.from_url(url).set("job", "kept")
+    assert (tmp_path / "appendonly.aof").is_file()  # AOF on
+    with embedded_redis(tmp_path) as url:
+        assert redis.Redis.from_url(url).get("job") == b"kept"
 
 
 # ---------------------------------------------------------------------------------------------- repo files

@@ -73,7 +73,7 @@ class HashTextEncoder(TextEncoder):
             for word in text.split():
                 digest = hashlib.sha256(word.encode()).digest()
                 out[row] += torch.tensor([b / 127.5 - 1 for b in digest[: self.dim]])
-        return out
+        return out.to(self.device)
 
     @classmethod
     def from_spec(cls, spec: dict) -> HashTextEncoder:
@@ -253,8 +253,11 @@ def test_bad_inputs_raise_clear_errors(data, tmp_path):
         train_vq(data, tmp_path / "cfg", tiny("vq", iters=4), opts(resume=True))
 
 
-def test_committed_configs_are_valid_small_models():
-    configs = load_stage_configs()
+@pytest.mark.parametrize("subdir", ["", "gpu"])
+def test_committed_configs_are_valid_small_models(subdir):
+    from models.train.config import CONFIG_DIR
+
+    configs = load_stage_configs(CONFIG_DIR / subdir)
     assert set(configs) == set(ORDER)
     for stage in ("vq", "mask", "res", "bamm"):
         assert configs[stage].size == "small"

@@ -54,8 +54,9 @@ def create_celery(settings: Settings) -> Celery:
         task_default_queue="generate",
         broker_transport_options={
             "visibility_timeout": settings.visibility_timeout_s,
-            "unacked_restore_interval": 5,  # sweep for messages of dead workers every ~10 s
-            "unacked_restore_throttle": 2,
+            # sweep for messages of dead workers every few seconds (a cheap sorted-set range query)
+            "unacked_restore_interval": min(5, max(1, settings.visibility_timeout_s // 4)),
+            "unacked_restore_throttle": 1,
             "socket_connect_timeout": 2,
         },
         broker_connection_timeout=2,
@@ -91,8 +92,12 @@ def run_worker(queues: Sequence[str] = QUEUES, concurrency: int | None = None,
     name = f"hmu-{'-'.join(queues)}-{os.getpid()}@{socket.gethostname()}"
     runtime = WorkerRuntime(settings, name=name, queues=queues)
     register_tasks(app, runtime)
-    # announce the worker (and start job heartbeats) only once it consumes, so /readyz never lies
-    worker_ready.connect(lambda **_: runtime.start(), weak=False)
+    def on_ready(**_) -> None:  # announce the worker (and beat for its jobs) only once it consumes
+        runtime.start()
+        if "generate" in queues and settings.preload_default_model:
+            runtime.preload(settings.default_model)
+
+    worker_ready.connect(on_ready, weak=False)
     try:
         app.worker_main([
             "worker", f"--queues={','.join(queues)}", f"--concurrency={concurrency}", "--pool=threads",

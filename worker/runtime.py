@@ -96,6 +96,18 @@ class WorkerRuntime:
                 log.warning("heartbeat failed: %s", error)
             self._stop.wait(interval)
 
+    def preload(self, model_id: str) -> None:
+        """Load a model into the cache in the background, so the first requests do not wait for it."""
+
+        def load() -> None:
+            try:
+                self.models.get(model_id)
+                log.info("model %s loaded", model_id)
+            except Exception as error:  # a missing model fails its jobs clearly later; the worker runs on
+                log.warning("could not preload model %s: %s", model_id, error)
+
+        threading.Thread(target=load, name="hmu-preload", daemon=True).start()
+
     # ------------------------------------------------------------------ execution
     def execute(self, job_id: str, body: Callable[[JobContext], dict[str, Any]]) -> str:
         """Run one delivered job through its life cycle; returns the final state (or why it was skipped)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -117,6 +118,9 @@ def load_text_encoder(
     """
     if not isinstance(spec, dict) or not isinstance(spec.get("type"), str):
         raise ValueError(f"text encoder spec must be a dict with a string 'type', got {spec!r}")
+    precomputed = _precomputed_for(spec)
+    if precomputed is not None:
+        return precomputed
     factory = _factory(spec["type"])
     spec = dict(spec)
     for key in ("path", "tokenizer"):  # file locations, possibly relative to a checkpoint directory
@@ -132,6 +136,22 @@ def load_text_encoder(
     while len(_CACHE) > CACHE_SIZE:
         _CACHE.popitem(last=False)
     return encoder
+
+
+def _precomputed_for(spec: dict) -> TextEncoder | None:
+    """The table named by HMU_TEXT_FEATURES when its stored spec equals `spec` (see models/text/precomputed.py)."""
+    path = os.environ.get("HMU_TEXT_FEATURES")
+    if not path:
+        return None
+    key = ("precomputed:" + path, json.dumps(spec, sort_keys=True))
+    if key not in _CACHE:
+        from models.text.precomputed import PrecomputedTextEncoder
+
+        table = PrecomputedTextEncoder.from_file(path)
+        if table.spec() != spec:
+            return None
+        _CACHE[key] = table
+    return _CACHE[key]
 
 
 def clear_text_encoder_cache() -> None:

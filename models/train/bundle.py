@@ -18,7 +18,7 @@ from models.train.loops import STAGE_DIRS, TRAINERS, RunOptions, StageResult
 
 ORDER = ("vq", "mask", "res", "bamm", "length", "evaluator")
 # Share of a --max-minutes budget given to each stage (re-normalised over the stages still to run).
-BUDGET_SHARE = {"vq": 0.30, "mask": 0.22, "res": 0.17, "bamm": 0.20, "length": 0.02, "evaluator": 0.09}
+BUDGET_SHARE = {"vq": 0.26, "mask": 0.22, "res": 0.19, "bamm": 0.22, "length": 0.01, "evaluator": 0.10}
 
 LICENCE = """## Licence
 
@@ -48,15 +48,20 @@ def _fmt(metrics: dict[str, float]) -> str:
 def model_card(title: str, stages: list[str], results: dict[str, StageResult],
                configs: dict[str, TrainConfig], data_dir: Path, command: str,
                seconds: dict[str, float]) -> str:
-    lines = [f"# {title}", "", "Trained by `hmu train default` (models/train) on CPU-sized budgets.", "",
-             "## Command", "", "```", command, "```", "", "## Data", "",
-             f"HumanML3D-format folder `{data_dir}` (splits train / val).", ""]
+    total = sum(seconds.values())
+    lines = [f"# {title}", "", "Trained by `hmu train default` (models/train, configs/train).", "",
+             "## Command", "", "```", command, "```", "",
+             f"Wall time of all training stages: {total / 60:.1f} min (torch {torch.__version__}, "
+             f"{torch.get_num_threads()} CPU threads).", "", "## Data", "",
+             f"HumanML3D-format folder `{data_dir}` (train split for training, val split for the metrics "
+             "below). Text features: `" + json.dumps(configs["mask"].text_encoder) + "`.", ""]
     lines += ["## Stages", "", "| stage | model size | iterations | batch | wall time | best validation |",
               "| --- | --- | --- | --- | --- | --- |"]
     for stage in stages:
         r, c = results[stage], configs[stage]
         done = f"{r.fit.iteration}/{c.iters}" + (" (stopped early)" if r.fit.stopped_early else "")
-        lines.append(f"| {stage} | {c.size} | {done} | {c.batch_size} | {seconds[stage] / 60:.1f} min "
+        size = c.size if stage in ("vq", "mask", "res", "bamm") else "-"
+        lines.append(f"| {stage} | {size} | {done} | {c.batch_size} | {seconds[stage] / 60:.2f} min "
                      f"| {_fmt(r.metrics)} (it {r.fit.best_iteration}) |")
     counts = {s: {k: v for k, v in results[s].info.items() if isinstance(v, int)} for s in stages}
     lines += ["", "Data counts per stage: `" + json.dumps(counts) + "`", "", LICENCE]
@@ -73,7 +78,7 @@ def train_default(data_dir: str | Path, out_dir: str | Path, config_dir: str | P
     opts = opts or RunOptions()
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     configs = configs or load_stage_configs(config_dir)
-    command = command or " ".join(shlex.quote(a) for a in ["hmu", *sys.argv[1:]])
+    command = command or " ".join(shlex.quote(a) for a in sys.argv)
     if opts.text_encoder is None:
         specs = {json.dumps(c.text_encoder, sort_keys=True) for s, c in configs.items() if s != "vq"}
         if len(specs) != 1:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import sys
 from pathlib import Path
 
 from models.train.config import STAGES, load_config
@@ -37,6 +36,17 @@ def register(subparsers) -> None:
     parser.set_defaults(func=cmd_train)
 
 
+def _command_line(args: argparse.Namespace) -> str:
+    """The invocation as a shell command (for model cards), rebuilt from the parsed arguments."""
+    words = ["hmu", "train", args.stage, "--data", args.data, "--out", args.out]
+    for flag, value in (("--config", args.config), ("--vq", args.vq), ("--max-minutes", args.max_minutes),
+                        ("--threads", args.threads)):
+        if value is not None:
+            words += [flag, str(value)]
+    words += ["--device", args.device] + (["--resume"] if args.resume else [])
+    return " ".join(shlex.quote(str(w)) for w in words)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from models.train.bundle import train_default
     from models.train.loops import TRAINERS, RunOptions
@@ -52,7 +62,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"--data {data} is not a directory")
     opts = RunOptions(resume=args.resume, max_minutes=args.max_minutes, device=args.device,
                       progress=not args.no_progress)
-    command = " ".join(shlex.quote(a) for a in ["hmu", *sys.argv[1:]])
+    command = _command_line(args)
     if args.stage == "default":
         bundles = train_default(data, out, config_dir=args.config, opts=opts, command=command)
         print(json.dumps({name: str(path) for name, path in bundles.items()}, indent=2))

@@ -12,10 +12,10 @@ from starlette.concurrency import run_in_threadpool
 from service import dispatch, registry
 from service.deps import Services, get_services, require
 from service.jobstore import new_job_id
-from service.schemas import ErrorBody, JobAccepted, Parameters
+from service.schemas import AUTH_ERRORS, JobAccepted, Parameters, error_responses
 from service.uploads import Limits, UploadError, remove_tree, unpack_motion_set
 
-router = APIRouter(tags=["evaluate"])
+router = APIRouter(tags=["evaluate"], responses=AUTH_ERRORS)
 MAX_MODELS = 8
 _parameters = TypeAdapter(Parameters)
 
@@ -58,8 +58,7 @@ def unpack_sets(services: Services, job_id: str, forget: UploadFile, retain: Upl
 
 
 @router.post("/evaluate", status_code=202, response_model=JobAccepted, dependencies=[require("evaluate")],
-             responses={400: {"model": ErrorBody}, 404: {"model": ErrorBody}, 413: {"model": ErrorBody},
-                        422: {"model": ErrorBody}, 503: {"model": ErrorBody}})
+             responses=error_responses(400, 404, 413))
 async def evaluate(
     request: Request,
     models: Annotated[list[str], Form(description="model ids to compare (repeated or comma-separated)")],

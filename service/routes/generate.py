@@ -7,16 +7,15 @@ from starlette.concurrency import run_in_threadpool
 
 from service import dispatch, registry
 from service.deps import Services, get_services, require
-from service.schemas import ErrorBody, GenerateRequest, GenerateResult, JobAccepted
+from service.schemas import AUTH_ERRORS, GenerateRequest, GenerateResult, JobAccepted, error_responses
 
-router = APIRouter(tags=["generate"])
+router = APIRouter(tags=["generate"], responses=AUTH_ERRORS)
 
 
 @router.post(
     "/generate", response_model=GenerateResult, dependencies=[require("generate")],
     responses={202: {"model": JobAccepted, "description": "not finished yet: poll status_url"},
-               404: {"model": ErrorBody}, 422: {"model": ErrorBody}, 501: {"model": ErrorBody},
-               503: {"model": ErrorBody}},
+               **error_responses(404, 409, 500, 501)},
 )
 async def generate(body: GenerateRequest, request: Request, services: Services = Depends(get_services)):
     """Generate `num_samples` motions for `text`; 200 with the motions, or 202 with the job URL."""

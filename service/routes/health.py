@@ -43,7 +43,8 @@ def readyz(services: Services = Depends(get_services)):
                  detail=None if live else "no worker is running: jobs will wait in their queues")
 
 
-@router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
+@router.get("/metrics", response_class=Response,
+            responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}})
 def metrics(services: Services = Depends(get_services)):
     """Prometheus metrics: HTTP, jobs by type/state, job durations, queue depth, batch sizes, model loads."""
     return Response(generate_latest(services.registry), media_type=CONTENT_TYPE_LATEST)

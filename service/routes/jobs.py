@@ -10,22 +10,21 @@ from starlette.concurrency import run_in_threadpool
 from service import dispatch
 from service.deps import Principal, Services, authenticate, get_services, require_scope
 from service.metrics import RedisMetrics
-from service.schemas import ErrorBody, JobStatus
+from service.schemas import AUTH_ERRORS, JobStatus, error_responses
 
-router = APIRouter(prefix="/jobs", tags=["jobs"])
+router = APIRouter(prefix="/jobs", tags=["jobs"], responses=AUTH_ERRORS)
 JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="job id (32 hex digits)")]
 SCOPE_OF = {"generate": "generate", "evaluate": "evaluate", "unlearn": "admin"}
 
 
-@router.get("/{job_id}", response_model=JobStatus, name="get_job", responses={404: {"model": ErrorBody}})
+@router.get("/{job_id}", response_model=JobStatus, name="get_job", responses=error_responses(404))
 async def get_job(job_id: JobId, _: Principal = Depends(authenticate),
                   services: Services = Depends(get_services)):
     """Status, progress (0..1), timestamps, and the result or a clear error."""
     return await dispatch.read(services, job_id)
 
 
-@router.delete("/{job_id}", response_model=JobStatus, responses={404: {"model": ErrorBody},
-                                                                 409: {"model": ErrorBody}})
+@router.delete("/{job_id}", response_model=JobStatus, responses=error_responses(404, 409))
 async def cancel_job(job_id: JobId, principal: Principal = Depends(authenticate),
                      services: Services = Depends(get_services)):
     """Cancel a queued or running job (a running job stops at its next progress check)."""

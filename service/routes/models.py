@@ -13,9 +13,10 @@ from starlette.concurrency import run_in_threadpool
 
 from service import registry
 from service.deps import Services, authenticate, get_services
-from service.schemas import ErrorBody, ModelDetail, ModelSummary
+from service.schemas import AUTH_ERRORS, ModelDetail, ModelSummary, error_responses
 
-router = APIRouter(prefix="/models", tags=["models"], dependencies=[Depends(authenticate)])
+router = APIRouter(prefix="/models", tags=["models"], dependencies=[Depends(authenticate)],
+                   responses=AUTH_ERRORS)
 ModelId = Annotated[str, Path(pattern=registry.ID_PATTERN, max_length=64, description="model id")]
 
 
@@ -32,7 +33,7 @@ async def list_models(services: Services = Depends(get_services)):
     return await run_in_threadpool(registry.list_models, services.settings)
 
 
-@router.get("/{model_id}", response_model=ModelDetail, responses={404: {"model": ErrorBody}})
+@router.get("/{model_id}", response_model=ModelDetail, responses=error_responses(404))
 async def get_model(model_id: ModelId, services: Services = Depends(get_services)):
     """Model card, provenance (manifest.json) and files."""
     return await run_in_threadpool(_lookup, services, model_id, registry.model_detail)
@@ -69,7 +70,7 @@ def tar_stream(folder: FsPath, name: str) -> Iterator[bytes]:
 @router.get("/{model_id}/files", response_class=StreamingResponse, responses={
     200: {"content": {"application/x-tar": {}},
           "description": "tar of config.json, *.safetensors, MODEL_CARD.md, manifest.json"},
-    404: {"model": ErrorBody}})
+    **error_responses(404)})
 async def download_model(model_id: ModelId, services: Services = Depends(get_services)):
     """Download the model bundle (safetensors + JSON + card) as a tar archive."""
     folder = await run_in_threadpool(_lookup, services, model_id, registry.model_dir)

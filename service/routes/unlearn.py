@@ -9,9 +9,9 @@ from starlette.concurrency import run_in_threadpool
 
 from service import dispatch, registry
 from service.deps import Services, get_services, require
-from service.schemas import ErrorBody, JobAccepted, UnlearnRequest
+from service.schemas import AUTH_ERRORS, JobAccepted, UnlearnRequest, error_responses
 
-router = APIRouter(tags=["unlearn"])
+router = APIRouter(tags=["unlearn"], responses=AUTH_ERRORS)
 
 
 def new_model_id(base: str, body: UnlearnRequest) -> str:
@@ -37,8 +37,7 @@ def check_concept(body: UnlearnRequest) -> None:
 
 
 @router.post("/unlearn", status_code=202, response_model=JobAccepted, dependencies=[require("admin")],
-             responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}, 422: {"model": ErrorBody},
-                        503: {"model": ErrorBody}})
+             responses=error_responses(404, 409))
 async def unlearn(body: UnlearnRequest, request: Request, services: Services = Depends(get_services)):
     """Queue an unlearning job (method lcr | uce | rece | esd | ft) for a concept or inline keywords."""
     settings = services.settings

@@ -84,28 +84,25 @@ const dot = (a, b) => a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
 const cross = (a, b) => [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]];
 const unit = (a) => { const n = Math.hypot(...a) || 1; return [a[0] / n, a[1] / n, a[2] / n]; };
 
-// A fixed perspective camera looking at the motion's trajectory from the front-right, slightly above.
+// A perspective camera that follows the root from the front-right, slightly above.
 class Camera {
   constructor(joints, width, height) {
-    let lo = [Infinity, Infinity, Infinity], hi = [-Infinity, -Infinity, -Infinity];
-    for (const frame of joints) for (const p of frame) {
-      lo = lo.map((v, i) => Math.min(v, p[i]));
-      hi = hi.map((v, i) => Math.max(v, p[i]));
-    }
-    this.floor = lo[1];
-    this.lo = lo;
-    this.hi = hi;
-    const target = [(lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, (lo[2] + hi[2]) / 2];
-    const extent = Math.max(hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2], 1.8);
-    const az = Math.PI / 6, el = Math.PI / 9, dist = 1.3 * extent + 2.0;
+    this.floor = Math.min(...joints.map((frame) => Math.min(...frame.map((p) => p[1]))));
+    this.height = Math.max(...joints.map((frame) => Math.max(...frame.map((p) => p[1])))) - this.floor;
+    this.focal = 0.5 * height / Math.tan(0.5 * (40 * Math.PI / 180));
+    this.cx = width / 2;
+    this.cy = height / 2;
+  }
+
+  aim(root) { // look at the root (x, z), half the motion's height above the floor
+    const target = [root[0], this.floor + 0.5 * Math.max(this.height, 1), root[2]];
+    const az = Math.PI / 6, el = Math.PI / 9, dist = 2.2 * Math.max(this.height, 1.7);
+    this.target = target;
     this.eye = [target[0] + dist * Math.cos(el) * Math.sin(az), target[1] + dist * Math.sin(el),
                 target[2] + dist * Math.cos(el) * Math.cos(az)];
     this.back = unit(sub(this.eye, target));
     this.right = unit(cross([0, 1, 0], this.back));
     this.up = cross(this.back, this.right);
-    this.focal = 0.5 * height / Math.tan(0.5 * (40 * Math.PI / 180));
-    this.cx = width / 2;
-    this.cy = height / 2;
   }
 
   project(p) { // world point -> [x, y] pixels, or null when behind the camera
@@ -123,10 +120,10 @@ function line(ctx, cam, a, b) {
   ctx.lineTo(q[0], q[1]);
 }
 
-function drawGrid(ctx, cam) {
-  const step = 0.5, y = cam.floor;
-  const x0 = Math.floor((cam.lo[0] - 1.5) / step) * step, x1 = Math.ceil((cam.hi[0] + 1.5) / step) * step;
-  const z0 = Math.floor((cam.lo[2] - 1.5) / step) * step, z1 = Math.ceil((cam.hi[2] + 1.5) / step) * step;
+function drawGrid(ctx, cam) { // world-fixed 0.5 m grid around the camera target, so it scrolls as the body moves
+  const step = 0.5, reach = 4, y = cam.floor, [tx, , tz] = cam.target;
+  const x0 = Math.floor((tx - reach) / step) * step, x1 = Math.ceil((tx + reach) / step) * step;
+  const z0 = Math.floor((tz - reach) / step) * step, z1 = Math.ceil((tz + reach) / step) * step;
   ctx.strokeStyle = "#d6d9df";
   ctx.lineWidth = 1;
   ctx.beginPath();
@@ -138,6 +135,7 @@ function drawGrid(ctx, cam) {
 function drawFrame(motion, frame) {
   const { ctx, cam, joints, chains } = motion;
   ctx.clearRect(0, 0, ctx.canvas.width, ctx.canvas.height);
+  cam.aim(joints[frame][0]);
   drawGrid(ctx, cam);
   // root trajectory on the floor
   ctx.strokeStyle = "#9ca3af";
@@ -171,8 +169,8 @@ function drawFrame(motion, frame) {
 const player = { motions: [], playing: true, start: 0, pausedAt: 0, fps: 20, framesDrawn: 0, raf: 0 };
 window.hmuViewer = player; // for debugging and the browser test
 
-function currentTime(now) {
-  return player.playing ? (now - player.start) / 1000 : player.pausedAt;
+function currentTime(now) { // seconds; a requestAnimationFrame stamp may precede `start` slightly
+  return player.playing ? Math.max(0, now - player.start) / 1000 : player.pausedAt;
 }
 
 function tick(now) {
