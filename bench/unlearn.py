@@ -63,12 +63,20 @@ def main() -> None:
             if method == "lcr" and not warm:
                 params["use_cache"] = False
             if warm:  # fill the cache once
-                run_unlearning(args.model, method, concept, params, work / "fill", data_dir=args.data,
-                               device=args.device)
+                run_unlearning(
+                    args.model, method, concept, params, work / "fill", data_dir=args.data, device=args.device
+                )
 
             def end_to_end(method=method, params=params) -> None:
-                run_unlearning(args.model, method, concept, params, work / f"out{next(counter)}",
-                               data_dir=args.data, device=args.device)
+                run_unlearning(
+                    args.model,
+                    method,
+                    concept,
+                    params,
+                    work / f"out{next(counter)}",
+                    data_dir=args.data,
+                    device=args.device,
+                )
 
             _, apply, needs_data = method_spec(method)
             parsed = parse_params(method, params)
@@ -78,13 +86,27 @@ def main() -> None:
                 kwargs = {"data_dir": Path(args.data)} if needs_data else {}
                 apply(model, concept, parsed, **kwargs)
 
-            results[name] = {"end_to_end_s": round(best_of(args.repeats, end_to_end), 3),
-                             "method_s": round(best_of(args.repeats, method_only), 3)}
+            results[name] = {
+                "end_to_end_s": round(best_of(args.repeats, end_to_end), 3),
+                "method_s": round(best_of(args.repeats, method_only), 3),
+            }
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps({"bench": "unlearn", "model": args.model, "data": args.data, "device": args.device,
-                      "torch_threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
-                      "targets_s": {"lcr_end_to_end": 15, "uce": 2, "rece": 2}, "results": results}, indent=2))
+    print(
+        json.dumps(
+            {
+                "bench": "unlearn",
+                "model": args.model,
+                "data": args.data,
+                "device": args.device,
+                "torch_threads": torch.get_num_threads(),
+                "cpu": platform.processor() or platform.machine(),
+                "targets_s": {"lcr_end_to_end": 15, "uce": 2, "rece": 2},
+                "results": results,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

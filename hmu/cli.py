@@ -121,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     work = sub.add_parser("worker", help="run a Celery worker")
     work.add_argument("--queues", default="generate,unlearn,evaluate")
-    work.add_argument("--concurrency", type=_positive_int, default=1)
+    work.add_argument("--concurrency", type=_positive_int,
+                      help="worker processes (default: HMU_WORKER_CONCURRENCY)")
     work.set_defaults(func=cmd_worker)
 
     for register in _optional_registrations():

@@ -61,6 +61,16 @@ class RedisServer:
 
 
 @pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight MoMask in the native format (fast to load and run); copy it, do not modify it."""
+    from models.pipeline import MotionPipeline
+
+    path = tmp_path_factory.mktemp("tiny-model") / "momask-small"
+    MotionPipeline.random("momask", "tiny", seed=0).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URL of a Redis server private to this test session."""
     server = RedisServer(tmp_path_factory.mktemp("redis")).start()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import shutil
 import tarfile
 import time
 import zipfile
@@ -48,10 +49,12 @@ def humanml3d_folder(root: Path) -> Path:
     return root
 
 
-def tiny_evaluator(folder: Path, text_encoder) -> None:
+def tiny_evaluator(folder: Path) -> None:
     """A random-weight evaluator in the layout `models.eval` loads as the default one."""
     from models.eval.our_evaluator import OurEvaluator, OurEvaluatorConfig
+    from models.text.base import load_text_encoder
 
+    text_encoder = load_text_encoder({"type": "minilm"})
     widths = ("movement_hidden", "movement_latent", "motion_hidden", "text_hidden", "embed_dim")
     sizes = dict.fromkeys(widths, 32)
     OurEvaluator(OurEvaluatorConfig(**sizes), text_encoder).save_pretrained(folder)
@@ -60,15 +63,12 @@ def tiny_evaluator(folder: Path, text_encoder) -> None:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory):
+def stack(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path):
     """(settings, client, worker name): what `hmu serve` runs (embedded Redis on a unix socket, a worker
     process on every queue, the gateway), with a tiny random model as the default model."""
-    from models.pipeline import MotionPipeline
-
     root = tmp_path_factory.mktemp("service")
-    pipeline = MotionPipeline.random("momask", "tiny", seed=0)
-    pipeline.save_pretrained(root / "models" / "momask-small")
-    tiny_evaluator(root / "weights" / "evaluator", pipeline.text_encoder)
+    shutil.copytree(tiny_model_dir, root / "models" / "momask-small")
+    tiny_evaluator(root / "weights" / "evaluator")
     data = humanml3d_folder(root / "humanml3d")
     with embedded_redis(root / "redis") as url:
         settings = Settings(
@@ -187,16 +187,13 @@ def test_bad_inputs_get_clear_4xx(stack):
     assert_clear_error(http.get("/jobs/bad-id", headers=GEN), 422, "job_id")
 
 
-def test_bvh_format_fails_clearly_until_available(stack):
+def test_generate_bvh(stack):
     _, http, _ = stack
     response = http.post("/generate", headers=GEN, json={"text": "walk", "length_frames": 40, "format": "bvh",
                                                          "wait_seconds": 60})
-    try:
-        from models.motion.bvh_export import joints_to_bvh  # noqa: F401
-    except ImportError:
-        assert_clear_error(response, 501, "BVH export is not available yet")
-    else:
-        assert response.status_code == 200 and response.json()["samples"][0]["bvh"].startswith("HIERARCHY")
+    assert response.status_code == 200, response.text
+    bvh = response.json()["samples"][0]["bvh"]
+    assert bvh.startswith("HIERARCHY") and "Frames: 40" in bvh
 
 
 # ---------------------------------------------------------------------------------------------- auth
@@ -393,13 +390,11 @@ def test_health_ready_and_metrics(stack):
         assert needle in text, needle
 
 
-def test_redis_down_gives_503_then_recovers(tmp_path: Path):
+def test_redis_down_gives_503_then_recovers(tmp_path: Path, tiny_model_dir: Path):
     server = RedisServer(tmp_path / "redis", port=free_port())
     settings = Settings(redis_url=server.url, artifacts_dir=tmp_path / "artifacts",
                         models_dir=tmp_path / "models", weights_dir=tmp_path / "weights", api_keys={})
-    from models.pipeline import MotionPipeline  # any valid model folder will do: no worker runs here
-
-    MotionPipeline.random("momask", "tiny", seed=0).save_pretrained(tmp_path / "models" / "momask-small")
+    shutil.copytree(tiny_model_dir, tmp_path / "models" / "momask-small")  # no worker runs here
     with TestClient(create_app(settings), raise_server_exceptions=False) as http:
         for response in (http.post("/generate", json={"text": "walk", "wait_seconds": 0}),
                          http.get("/jobs/" + "0" * 32), http.get("/readyz")):

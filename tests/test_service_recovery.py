@@ -3,6 +3,7 @@ failure), never to a job stuck in `running`. Real Redis, real Celery worker proc
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import redis
 from hmu.settings import Settings
 from service.embedded import embedded_redis, worker_process
 from service.jobstore import JobStore
+from worker.app import create_celery
 
 pytestmark = pytest.mark.slow
 
@@ -24,18 +26,13 @@ def wait_for(predicate, timeout_s: float, what: str):
     return value
 
 
-def test_job_of_a_killed_worker_is_redelivered_and_finishes(tmp_path: Path):
-    from models.pipeline import MotionPipeline
-
-    MotionPipeline.random("momask", "tiny", seed=0).save_pretrained(tmp_path / "models" / "momask-small")
+def test_job_of_a_killed_worker_is_redelivered_and_finishes(tmp_path: Path, tiny_model_dir: Path):
+    shutil.copytree(tiny_model_dir, tmp_path / "models" / "momask-small")
     with embedded_redis(tmp_path / "redis") as url:
         settings = Settings(redis_url=url, models_dir=tmp_path / "models", weights_dir=tmp_path / "weights",
-                            artifacts_dir=tmp_path / "artifacts", visibility_timeout_s=2, job_stale_after_s=1.5,
-                            heartbeat_interval_s=0.3, preload_default_model=False)
-        client = redis.Redis.from_url(url, decode_responses=True)
-        store = JobStore(client, settings.artifacts_dir, settings.job_ttl_s)
-        from worker.app import create_celery
-
+                            artifacts_dir=tmp_path / "artifacts", visibility_timeout_s=2,
+                            job_stale_after_s=1.5, heartbeat_interval_s=0.3, preload_default_model=False)
+        store = JobStore(redis.Redis.from_url(url, decode_responses=True), settings.artifacts_dir, 3600)
         job = store.create("generate", {"text": "a person walks", "length_frames": 40, "num_samples": 1,
                                         "seed": 5, "format": "joints", "sampling": {}}, model="momask-small")
         create_celery(settings).send_task("hmu.generate", args=[job["id"]], task_id=job["id"])

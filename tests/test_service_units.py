@@ -75,6 +75,33 @@ def test_redelivery_after_worker_loss(store: JobStore):
     assert "interrupted 2 times" in record["error"]["message"]
 
 
+def test_gateway_fails_a_running_job_whose_worker_vanished(redis_url: str, tmp_path: Path):
+    from service import dispatch
+    from service.main import create_app
+
+    settings = Settings(redis_url=redis_url.rsplit("/", 1)[0] + "/2", artifacts_dir=tmp_path,
+                        visibility_timeout_s=5, job_stale_after_s=2)
+    services = create_app(settings).state.services
+    job = services.store.create("evaluate", {}, model=None)
+    services.store.start(job["id"], "w1", 2, 3)
+    assert dispatch._read(services, job["id"])["state"] == "running"  # fresh heartbeat: still running
+    old = time.time() - dispatch.lost_after(services) - 1  # no heartbeat and no redelivery for too long
+    services.store.r.hset(services.store.key(job["id"]), "heartbeat_at", old)
+    record = dispatch._read(services, job["id"])
+    assert record["state"] == "failed" and record["error"]["code"] == "worker_lost"
+
+
+def test_missing_model_side_entry_point_is_a_clear_job_error():
+    from worker.adapters import AdapterUnavailable, _entry_point
+
+    message = "exporting is not available yet.*models.nope.f is missing"
+    with pytest.raises(AdapterUnavailable, match=message) as info:
+        _entry_point("models.nope", "f", "exporting")
+    assert info.value.code == "not_available"
+    with pytest.raises(AdapterUnavailable, match="models.motion.features.nope is missing"):
+        _entry_point("models.motion.features", "nope", "exporting")
+
+
 # ---------------------------------------------------------------------------------------------- batching
 def test_micro_batcher_merges_waiting_requests_and_keeps_order():
     calls: list[list[int]] = []

@@ -38,7 +38,10 @@ def fresh(pipeline: MotionPipeline):
 def test_closed_form_equals_direct_least_squares() -> None:
     gen = torch.Generator().manual_seed(0)
     w = torch.randn(6, 9, generator=gen, dtype=torch.float64)
-    c_e, v_e = torch.randn(3, 9, generator=gen, dtype=torch.float64), torch.randn(3, 6, generator=gen, dtype=torch.float64)
+    c_e, v_e = (
+        torch.randn(3, 9, generator=gen, dtype=torch.float64),
+        torch.randn(3, 6, generator=gen, dtype=torch.float64),
+    )
     c_p = torch.randn(4, 9, generator=gen, dtype=torch.float64)
     s_e, s_p, lamb = 0.7, 0.3, 0.2
     new = closed_form(w, c_e, v_e, c_p, c_p @ w.T, s_e, s_p, lamb)
@@ -60,11 +63,21 @@ def test_uce_edits_weight_only_and_matches_least_squares(fresh) -> None:
         assert torch.equal(layer.bias, b), "the bias (unconditional CFG branch) must not change"
         assert not torch.equal(layer.weight, w)
         w64 = w.double()
-        x = torch.cat([params.erase_scale**0.5 * erase, params.preserve_scale**0.5 * preserve,
-                       params.lamb**0.5 * torch.eye(w.shape[1], dtype=torch.float64)])
+        x = torch.cat(
+            [
+                params.erase_scale**0.5 * erase,
+                params.preserve_scale**0.5 * preserve,
+                params.lamb**0.5 * torch.eye(w.shape[1], dtype=torch.float64),
+            ]
+        )
         v_star = (guide @ w64.T).expand(erase.shape[0], -1)  # replace: v* = W c*, bias excluded
-        y = torch.cat([params.erase_scale**0.5 * v_star, params.preserve_scale**0.5 * preserve @ w64.T,
-                       params.lamb**0.5 * w64.T])
+        y = torch.cat(
+            [
+                params.erase_scale**0.5 * v_star,
+                params.preserve_scale**0.5 * preserve @ w64.T,
+                params.lamb**0.5 * w64.T,
+            ]
+        )
         direct = torch.linalg.lstsq(x, y).solution.T
         torch.testing.assert_close(layer.weight.double(), direct, rtol=1e-4, atol=1e-6)
 
@@ -87,11 +100,16 @@ def test_preserved_prompts_keep_their_outputs_and_erased_ones_move(fresh) -> Non
 def test_tensor_targets_remove_the_erased_direction() -> None:
     gen = torch.Generator().manual_seed(1)
     w = torch.randn(5, 7, generator=gen, dtype=torch.float64)
-    erase, guide = torch.randn(3, 7, generator=gen, dtype=torch.float64), torch.randn(7, generator=gen, dtype=torch.float64)
+    erase, guide = (
+        torch.randn(3, 7, generator=gen, dtype=torch.float64),
+        torch.randn(7, generator=gen, dtype=torch.float64),
+    )
     v = targets(lambda x: x @ w.T, erase, guide, "tensor")
     dots = (v * (erase @ w.T)).sum(1)
     torch.testing.assert_close(dots, torch.zeros(3, dtype=torch.float64), atol=1e-10, rtol=0)
-    torch.testing.assert_close(targets(lambda x: x @ w.T, erase, guide, "replace"), (guide @ w.T).expand(3, -1))
+    torch.testing.assert_close(
+        targets(lambda x: x @ w.T, erase, guide, "replace"), (guide @ w.T).expand(3, -1)
+    )
 
 
 def test_bias_in_targets_reproduces_the_paper_code(fresh) -> None:

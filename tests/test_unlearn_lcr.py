@@ -69,8 +69,9 @@ def test_code_statistics_exclude_padding_repeat_and_cache(pipeline, data, tmp_pa
     assert bool((tokens_per_item <= 3 * 25).all())  # presence counts, <= #distinct valid tokens per repeat
     again, cached = collect_code_stats(data, pipeline.vq, norm, ["train"], repeats=3, cache_dir=tmp_path)
     assert cached and torch.equal(again.counts, stats.counts) and again.names == stats.names
-    padded, _ = collect_code_stats(data, pipeline.vq, norm, ["train"], repeats=1, exclude_padding=False,
-                                   use_cache=False)
+    padded, _ = collect_code_stats(
+        data, pipeline.vq, norm, ["train"], repeats=1, exclude_padding=False, use_cache=False
+    )
     plain, _ = collect_code_stats(data, pipeline.vq, norm, ["train"], repeats=1, use_cache=False)
     assert not torch.equal(padded.counts, plain.counts)  # the padded tail adds codes
 
@@ -78,7 +79,9 @@ def test_code_statistics_exclude_padding_repeat_and_cache(pipeline, data, tmp_pa
 def test_lcr_changes_exactly_the_selected_rows_and_overlay_restores_bits(pipeline, data, tmp_path) -> None:
     model = copy_pipeline(pipeline)
     before = {k: v.clone() for k, v in model.vq.state_dict().items()}
-    others = {n: {k: v.clone() for k, v in m.state_dict().items()} for n, m in model.modules().items() if n != "vq"}
+    others = {
+        n: {k: v.clone() for k, v in m.state_dict().items()} for n, m in model.modules().items() if n != "vq"
+    }
     params = LCRParams.from_dict({"k": 4, "layers": [0, 2], "cache_dir": str(tmp_path)})
     result, overlay = apply_lcr(model, get_concept("violence"), params, data)
     selected = {int(q): v for q, v in result["selected_codes"].items()}
@@ -108,22 +111,35 @@ def test_lcr_changes_exactly_the_selected_rows_and_overlay_restores_bits(pipelin
 def test_lcr_options_orth_fixed_destination_and_compositional(pipeline, data, tmp_path) -> None:
     concept = get_concept("violence")
     fixed = copy_pipeline(pipeline)
-    result, _ = apply_lcr(fixed, concept, LCRParams.from_dict(
-        {"k": 3, "dest_strategy": "fixed", "dest_code": 63, "alpha": 0.0, "cache_dir": str(tmp_path)}), data)
+    result, _ = apply_lcr(
+        fixed,
+        concept,
+        LCRParams.from_dict(
+            {"k": 3, "dest_strategy": "fixed", "dest_code": 63, "alpha": 0.0, "cache_dir": str(tmp_path)}
+        ),
+        data,
+    )
     book = fixed.vq.quantizer.layers[0].codebook
     for code in result["selected_codes"]["0"]:
         assert torch.equal(book[code], book[63])  # alpha = 0: an exact copy of the destination row
 
     orth = copy_pipeline(pipeline)
-    result, overlay = apply_lcr(orth, concept, LCRParams.from_dict(
-        {"k": 3, "mode": "orth", "cache_dir": str(tmp_path)}), data)
+    result, overlay = apply_lcr(
+        orth, concept, LCRParams.from_dict({"k": 3, "mode": "orth", "cache_dir": str(tmp_path)}), data
+    )
     rows = orth.vq.quantizer.layers[0].codebook[result["selected_codes"]["0"]]
     u = overlay["layer0.rows"].mean(0)
     torch.testing.assert_close(rows @ (u / u.norm()), torch.zeros(len(rows)), atol=1e-5, rtol=0)
 
     comp = copy_pipeline(pipeline)
-    result, _ = apply_lcr(comp, concept, LCRParams.from_dict(
-        {"k_per_sub": {"kick": 2, "punch_jab_box_hit_beat": 1}, "cache_dir": str(tmp_path)}), data)
+    result, _ = apply_lcr(
+        comp,
+        concept,
+        LCRParams.from_dict(
+            {"k_per_sub": {"kick": 2, "punch_jab_box_hit_beat": 1}, "cache_dir": str(tmp_path)}
+        ),
+        data,
+    )
     parts = result["parts"]
     assert set(parts) == {"kick", "punch_jab_box_hit_beat"}
     assert parts["kick"]["forget_items"] == 5 and parts["punch_jab_box_hit_beat"]["forget_items"] == 4
@@ -136,11 +152,20 @@ def test_lcr_options_orth_fixed_destination_and_compositional(pipeline, data, tm
 
 
 def test_violence_injection_writes_the_given_codes(pipeline) -> None:
-    ids, feats = inject_codes(pipeline, ["a person walks"], [40], codes=[7, 9], positions=[0, 1, 2],
-                              seed=3, timesteps=2)
+    ids, feats = inject_codes(
+        pipeline, ["a person walks"], [40], codes=[7, 9], positions=[0, 1, 2], seed=3, timesteps=2
+    )
     assert ids[0, :3, 0].tolist() == [7, 9, 7]
-    kept, _ = inject_codes(pipeline, ["a person walks"], [40], codes=[7], positions=[4], seed=3, timesteps=2,
-                           regenerate_residual=False)
+    kept, _ = inject_codes(
+        pipeline,
+        ["a person walks"],
+        [40],
+        codes=[7],
+        positions=[4],
+        seed=3,
+        timesteps=2,
+        regenerate_residual=False,
+    )
     assert kept[0, 4, 0] == 7 and feats[0].shape == (40, 263)
     with pytest.raises(ValueError, match="codes must lie"):
         inject_codes(pipeline, ["a person walks"], [40], codes=[64])

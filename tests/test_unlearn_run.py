@@ -34,8 +34,14 @@ def _states(p: MotionPipeline) -> dict[str, torch.Tensor]:
 
 def test_uce_checkpoint_manifest_and_round_trip(parent_dir, tmp_path) -> None:
     messages = []
-    manifest = run_unlearning(parent_dir, "uce", "violence", {"preserve_scale": 0.25}, tmp_path / "uce",
-                              progress=lambda f, m: messages.append(f))
+    manifest = run_unlearning(
+        parent_dir,
+        "uce",
+        "violence",
+        {"preserve_scale": 0.25},
+        tmp_path / "uce",
+        progress=lambda f, m: messages.append(f),
+    )
     assert messages[0] == 0.0 and messages[-1] == 1.0 and messages == sorted(messages)
     assert manifest["method"] == "uce" and manifest["params"]["preserve_scale"] == 0.25
     assert manifest["params"]["lamb"] == 0.1 and manifest["params"]["bias_in_targets"] is False
@@ -51,15 +57,18 @@ def test_uce_checkpoint_manifest_and_round_trip(parent_dir, tmp_path) -> None:
     motion = loaded.generate(["a person kicks"], lengths=[40], seed=1, timesteps=2)[0]
     assert motion.joints.shape == (40, 22, 3)
     # A second unlearning step records the lineage.
-    again = run_unlearning(tmp_path / "uce", "rece", {"name": "k", "keywords": ["kick"]}, {}, tmp_path / "rece")
+    again = run_unlearning(
+        tmp_path / "uce", "rece", {"name": "k", "keywords": ["kick"]}, {}, tmp_path / "rece"
+    )
     assert [x["method"] for x in again["lineage"]] == ["uce", "rece"]
     assert again["parent"]["method"] == "uce"
 
 
 def test_lcr_public_bundle_excludes_overlay_and_restores_bit_exactly(parent_dir, data, tmp_path) -> None:
     out = tmp_path / "lcr"
-    manifest = run_unlearning(parent_dir, "lcr", "violence", {"k": 4, "cache_dir": str(tmp_path / "c")}, out,
-                              data_dir=data)
+    manifest = run_unlearning(
+        parent_dir, "lcr", "violence", {"k": 4, "cache_dir": str(tmp_path / "c")}, out, data_dir=data
+    )
     assert manifest["result"]["selected_codes"]["0"] and manifest["data"]["dir"] == str(data.resolve())
     assert (out / "private" / "lcr_overlay.safetensors").is_file()
     assert not any("private" in name or "overlay" in name for name in manifest["files"])
@@ -102,26 +111,79 @@ def test_in_memory_pipeline_is_not_modified(tmp_path) -> None:
 
 
 def test_cli_param_parsing() -> None:
-    params = parse_params(["k=16", "alpha=0.5", "orth=true", "layers=[0,1]", "splits=train,val",
-                           "guide=a person stands", 'k_per_sub={"kick": 16}', "cache_dir=null"])
-    assert params == {"k": 16, "alpha": 0.5, "orth": True, "layers": [0, 1], "splits": ["train", "val"],
-                      "guide": "a person stands", "k_per_sub": {"kick": 16}, "cache_dir": None}
+    params = parse_params(
+        [
+            "k=16",
+            "alpha=0.5",
+            "orth=true",
+            "layers=[0,1]",
+            "splits=train,val",
+            "guide=a person stands",
+            'k_per_sub={"kick": 16}',
+            "cache_dir=null",
+        ]
+    )
+    assert params == {
+        "k": 16,
+        "alpha": 0.5,
+        "orth": True,
+        "layers": [0, 1],
+        "splits": ["train", "val"],
+        "guide": "a person stands",
+        "k_per_sub": {"kick": 16},
+        "cache_dir": None,
+    }
     with pytest.raises(ValueError, match="key=value"):
         parse_params(["k"])
 
 
 def test_hmu_unlearn_cli_end_to_end(parent_dir, data, tmp_path, capsys) -> None:
     out = tmp_path / "cli"
-    code = hmu_main(["unlearn", "--model", str(parent_dir), "--method", "lcr", "--concept", "violence",
-                     "--param", "k=3", "--param", f"cache_dir={tmp_path / 'c'}", "--data", str(data),
-                     "--out", str(out), "--quiet"])
+    code = hmu_main(
+        [
+            "unlearn",
+            "--model",
+            str(parent_dir),
+            "--method",
+            "lcr",
+            "--concept",
+            "violence",
+            "--param",
+            "k=3",
+            "--param",
+            f"cache_dir={tmp_path / 'c'}",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert code == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["method"] == "lcr" and summary["selected_codes"]["0"]
     restored = tmp_path / "restored"
     assert hmu_main(["unlearn-restore", "--model", str(out), "--out", str(restored)]) == 0
     assert sha256_file(restored / "vq.safetensors") == sha256_file(parent_dir / "vq.safetensors")
-    assert hmu_main(["unlearn", "--model", str(parent_dir), "--method", "uce", "--param", "lamb=-1",
-                     "--out", str(tmp_path / "bad"), "--quiet"]) == 2
-    assert hmu_main(["forget-split", "--data", str(data), "--splits", "train", "--out", str(tmp_path / "kw")]) == 0
+    assert (
+        hmu_main(
+            [
+                "unlearn",
+                "--model",
+                str(parent_dir),
+                "--method",
+                "uce",
+                "--param",
+                "lamb=-1",
+                "--out",
+                str(tmp_path / "bad"),
+                "--quiet",
+            ]
+        )
+        == 2
+    )
+    assert (
+        hmu_main(["forget-split", "--data", str(data), "--splits", "train", "--out", str(tmp_path / "kw")])
+        == 0
+    )
     assert (tmp_path / "kw" / "train-w-violence.txt").read_text().split()[0] == "000000"

@@ -33,8 +33,9 @@ def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 def test_esd_cond_emb_scope_trains_only_cond_emb_and_reduces_its_loss(pipeline) -> None:
     model = copy_pipeline(pipeline)
     before = _state(model.base)
-    params = ESDParams.from_dict({"steps": 30, "lr": 3e-3, "pool_size": 8, "timesteps": 2, "eval_every": 10,
-                                  "max_retain_drift": None})
+    params = ESDParams.from_dict(
+        {"steps": 30, "lr": 3e-3, "pool_size": 8, "timesteps": 2, "eval_every": 10, "max_retain_drift": None}
+    )
     result = apply_esd(model, get_concept("violence"), params)
     after = model.base.state_dict()
     changed = sorted(k for k, v in before.items() if not torch.equal(v, after[k]))
@@ -47,8 +48,16 @@ def test_esd_cond_emb_scope_trains_only_cond_emb_and_reduces_its_loss(pipeline) 
 def test_esd_early_stopping_keeps_the_last_good_weights(pipeline, data) -> None:
     model = copy_pipeline(pipeline)
     before = _state(model.base)
-    params = ESDParams.from_dict({"steps": 20, "lr": 1e-2, "scope": "full", "x_source": "data", "eval_every": 5,
-                                  "max_retain_drift": 1e-12})
+    params = ESDParams.from_dict(
+        {
+            "steps": 20,
+            "lr": 1e-2,
+            "scope": "full",
+            "x_source": "data",
+            "eval_every": 5,
+            "max_retain_drift": 1e-12,
+        }
+    )
     result = apply_esd(model, get_concept("violence"), params, data_dir=data)
     assert result["early_stopped_at"] == 5
     assert all(torch.equal(v, model.base.state_dict()[k]) for k, v in before.items())
@@ -62,7 +71,9 @@ def test_ft_trains_transformers_on_the_retain_set_only(pipeline, data) -> None:
     assert result["forget_items_dropped"] == 8 and result["train_items"] == 10
     for name in ("base", "residual"):
         record = result["models"][name]
-        assert record["history"][0]["step"] == 0 and record["best_val_loss"] <= record["history"][0]["val_loss"]
+        assert (
+            record["history"][0]["step"] == 0 and record["best_val_loss"] <= record["history"][0]["val_loss"]
+        )
     assert all(torch.equal(v, model.vq.state_dict()[k]) for k, v in vq.items())
     assert any(not torch.equal(v, model.base.state_dict()[k]) for k, v in base.items())
     with pytest.raises(ValueError, match="unknown ft parameters"):

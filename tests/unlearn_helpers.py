@@ -6,10 +6,14 @@ from pathlib import Path
 
 import numpy as np
 
-SAFE = ["a person walks forward#a/DET person/NOUN walk/VERB forward/ADV#0.0#0.0",
-        "someone waves with the right hand#someone/PRON wave/VERB with/ADP the/DET right/ADJ hand/NOUN#0.0#0.0",
-        "a man in a white shirt sits down#a/DET man/NOUN in/ADP a/DET white/ADJ shirt/NOUN sit/VERB#0.0#0.0"]
-KICK = "a person kicks with the left leg#a/DET person/NOUN kick/VERB with/ADP the/DET left/ADJ leg/NOUN#0.0#0.0"
+SAFE = [
+    "a person walks forward#a/DET person/NOUN walk/VERB forward/ADV#0.0#0.0",
+    "someone waves with the right hand#someone/PRON wave/VERB with/ADP the/DET right/ADJ hand/NOUN#0.0#0.0",
+    "a man in a white shirt sits down#a/DET man/NOUN in/ADP a/DET white/ADJ shirt/NOUN sit/VERB#0.0#0.0",
+]
+KICK = (
+    "a person kicks with the left leg#a/DET person/NOUN kick/VERB with/ADP the/DET left/ADJ leg/NOUN#0.0#0.0"
+)
 PUNCH = "a man throws a punch#a/DET man/NOUN throw/VERB a/DET punch/NOUN#0.0#0.0"
 
 
@@ -28,7 +32,7 @@ def make_dataset(root: Path, n: int = 24, seed: int = 0, dim: int = 263) -> Path
             x[:, : dim // 2] += 3.0
             lines.append(KICK)
         elif i % 6 == 1:
-            x[:, dim // 2:] -= 3.0
+            x[:, dim // 2 :] -= 3.0
             lines.append(PUNCH)
         np.save(root / "new_joint_vecs" / f"{clip}.npy", x)
         (root / "texts" / f"{clip}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -36,7 +40,7 @@ def make_dataset(root: Path, n: int = 24, seed: int = 0, dim: int = 263) -> Path
     np.save(root / "Std.npy", np.ones(dim, np.float32))
     n_train = int(n * 0.75)
     (root / "train.txt").write_text("\n".join(ids[:n_train]) + "\n")
-    (root / "val.txt").write_text("\n".join(ids[n_train: n_train + 2]) + "\n")
-    (root / "test.txt").write_text("\n".join(ids[n_train + 2:]) + "\n")
+    (root / "val.txt").write_text("\n".join(ids[n_train : n_train + 2]) + "\n")
+    (root / "test.txt").write_text("\n".join(ids[n_train + 2 :]) + "\n")
     (root / "train_val.txt").write_text("\n".join(ids[: n_train + 2]) + "\n")
     return root

@@ -79,12 +79,12 @@ def train_default(data_dir: str | Path, out_dir: str | Path, config_dir: str | P
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     configs = configs or load_stage_configs(config_dir)
     command = command or " ".join(shlex.quote(a) for a in sys.argv)
+    t_start = time.monotonic()  # --max-minutes covers the text encoder's loading too
     if opts.text_encoder is None:
         specs = {json.dumps(c.text_encoder, sort_keys=True) for s, c in configs.items() if s != "vq"}
         if len(specs) != 1:
             raise ValueError("every stage must use the same text_encoder spec")
         opts.text_encoder = load_text_encoder(configs["mask"].text_encoder, device=opts.device)
-    t_start = time.monotonic()
     results: dict[str, StageResult] = {}
     seconds: dict[str, float] = {}
     for k, stage in enumerate(ORDER):

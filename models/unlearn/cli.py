@@ -45,18 +45,34 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
     params.update(parse_params(args.param))
     keywords = [k.strip() for k in args.keywords.split(",") if k.strip()] if args.keywords else None
     concept = args.concept if args.concept or keywords else "violence"
-    manifest = run_unlearning(args.model or default_model_path(), args.method, None if keywords else concept,
-                              params, args.out, data_dir=args.data, progress=None if args.quiet else _progress,
-                              keywords=keywords, device=args.device, concept_files=args.concepts_file or ())
-    summary = {"out": str(args.out), "method": manifest["method"], "concept": manifest["concept"]["name"],
-               "parent_sha256": manifest["parent"]["sha256"], "seconds": manifest["seconds"]}
+    manifest = run_unlearning(
+        args.model or default_model_path(),
+        args.method,
+        None if keywords else concept,
+        params,
+        args.out,
+        data_dir=args.data,
+        progress=None if args.quiet else _progress,
+        keywords=keywords,
+        device=args.device,
+        concept_files=args.concepts_file or (),
+    )
+    summary = {
+        "out": str(args.out),
+        "method": manifest["method"],
+        "concept": manifest["concept"]["name"],
+        "parent_sha256": manifest["parent"]["sha256"],
+        "seconds": manifest["seconds"],
+    }
     if "selected_codes" in manifest["result"]:
         summary["selected_codes"] = manifest["result"]["selected_codes"]
     private = Path(args.out) / PRIVATE_DIR
     if private.is_dir():
         summary["private_overlay"] = str(private)
-        print(f"note: {private} holds the original codebook rows; never publish it with the model",
-              file=sys.stderr)
+        print(
+            f"note: {private} holds the original codebook rows; never publish it with the model",
+            file=sys.stderr,
+        )
     print(json.dumps(summary))
     return 0
 
@@ -85,14 +101,20 @@ def cmd_split(args: argparse.Namespace) -> int:
 
 def register(subparsers) -> None:
     """Add the unlearning sub-commands to `hmu`."""
-    un = subparsers.add_parser("unlearn", help="remove a concept from a model (writes a new native checkpoint)")
+    un = subparsers.add_parser(
+        "unlearn", help="remove a concept from a model (writes a new native checkpoint)"
+    )
     un.add_argument("--model", help="native checkpoint folder or official layout (default: shipped model)")
     un.add_argument("--method", required=True, choices=sorted(METHODS))
     un.add_argument("--concept", help="concept name from configs/concepts.json (default: violence)")
     un.add_argument("--keywords", help="inline concept: comma-separated keywords (instead of --concept)")
     un.add_argument("--concepts-file", action="append", help="extra concepts JSON file (repeatable)")
-    un.add_argument("--param", action="append", metavar="KEY=VALUE",
-                    help="method parameter, value parsed as JSON where possible (repeatable)")
+    un.add_argument(
+        "--param",
+        action="append",
+        metavar="KEY=VALUE",
+        help="method parameter, value parsed as JSON where possible (repeatable)",
+    )
     un.add_argument("--params-json", help="JSON file with method parameters (--param entries override it)")
     un.add_argument("--data", help="HumanML3D-format dataset (LCR, FT; default $HMU_UNLEARN_DATA_DIR)")
     un.add_argument("--out", required=True, help="output folder for the new checkpoint")
@@ -100,7 +122,9 @@ def register(subparsers) -> None:
     un.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     un.set_defaults(func=cmd_unlearn)
 
-    rs = subparsers.add_parser("unlearn-restore", help="restore the full model from an LCR checkpoint + overlay")
+    rs = subparsers.add_parser(
+        "unlearn-restore", help="restore the full model from an LCR checkpoint + overlay"
+    )
     rs.add_argument("--model", required=True, help="the (public) LCR checkpoint folder")
     rs.add_argument("--overlay", help="private overlay file (default MODEL/private/lcr_overlay.safetensors)")
     rs.add_argument("--out", required=True)

@@ -20,10 +20,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from models.motion.normalize import Normalizer
-from models.train.datasets import TextMotionDataset, cache_codes, generator_for, read_split
+from models.train.datasets import TextMotionDataset, generator_for, read_split
 
 Progress = Callable[[float, str], None]
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 @dataclass
@@ -57,16 +57,38 @@ def _digest_tensors(tensors: dict[str, torch.Tensor], h: hashlib._Hash) -> None:
         h.update(tensors[key].detach().cpu().contiguous().numpy().tobytes())
 
 
-def cache_key(data_dir: Path, splits: Sequence[str], vq: torch.nn.Module, normalizer: Normalizer,
-              repeats: int, seed: int, exclude_padding: bool) -> str:
-    """Hash of everything the statistics depend on: data files (names, sizes, mtimes), VQ weights, settings."""
-    h = hashlib.sha256(json.dumps({"v": CACHE_VERSION, "dir": str(data_dir.resolve()), "splits": list(splits),
-                                   "repeats": repeats, "seed": seed, "pad": exclude_padding}).encode())
+def cache_key(
+    data_dir: Path,
+    splits: Sequence[str],
+    vq: torch.nn.Module,
+    normalizer: Normalizer,
+    repeats: int,
+    seed: int,
+    exclude_padding: bool,
+) -> str:
+    """Hash of what the statistics depend on: data files (names, sizes, mtimes), VQ weights, settings."""
+    h = hashlib.sha256(
+        json.dumps(
+            {
+                "v": CACHE_VERSION,
+                "dir": str(data_dir.resolve()),
+                "splits": list(splits),
+                "repeats": repeats,
+                "seed": seed,
+                "pad": exclude_padding,
+            }
+        ).encode()
+    )
     for split in splits:
         for clip_id in read_split(data_dir, split):
-            for path in (data_dir / "new_joint_vecs" / f"{clip_id}.npy", data_dir / "texts" / f"{clip_id}.txt"):
+            for path in (
+                data_dir / "new_joint_vecs" / f"{clip_id}.npy",
+                data_dir / "texts" / f"{clip_id}.txt",
+            ):
                 stat = path.stat() if path.exists() else None
-                h.update(f"{path.name}:{stat.st_size if stat else -1}:{stat.st_mtime_ns if stat else -1};".encode())
+                h.update(
+                    f"{path.name}:{stat.st_size if stat else -1}:{stat.st_mtime_ns if stat else -1};".encode()
+                )
     _digest_tensors(vq.state_dict(), h)
     h.update(np.ascontiguousarray(normalizer.mean, dtype=np.float32).tobytes())
     h.update(np.ascontiguousarray(normalizer.std, dtype=np.float32).tobytes())
@@ -83,13 +105,50 @@ def _presence(ids: torch.Tensor, nb_code: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _split_counts(dataset: TextMotionDataset, vq: torch.nn.Module, repeats: int, seed: int, split_no: int,
-                  exclude_padding: bool, batch_size: int, progress: Progress | None) -> torch.Tensor:
+def encode_items(
+    dataset: TextMotionDataset, vq: torch.nn.Module, device: torch.device, batch_size: int = 256
+) -> torch.Tensor:
+    """Encode every item once (from frame 0, floor(T / 4) * 4 frames), batched by length.
+
+    Sets `dataset.codes` so that `dataset.token_ids` reads crops from these codes: a crop starting at
+    frame s reads tokens from s // 4 on, i.e. crops are aligned to the 4-frame token grid (one encoder
+    pass per item instead of one per crop phase, as `cache_codes` does). -> (N, W, Q) int16, -1 = none.
+    """
+    u = dataset.unit_length
+    frames = (dataset.lengths // u * u).tolist()
+    width = int(dataset.lengths.max()) // u + 1
+    codes = torch.full((len(dataset), width, vq.cfg.num_quantizers), -1, dtype=torch.int16)
+    order = sorted(range(len(dataset)), key=lambda i: frames[i])
+    k = 0
+    while k < len(order):
+        group = [order[k]]
+        k += 1
+        while k < len(order) and frames[order[k]] == frames[group[0]] and len(group) < batch_size:
+            group.append(order[k])
+            k += 1
+        n = frames[group[0]]
+        x = torch.stack([dataset.items[i].motion[:n] for i in group]).to(device)
+        codes[group, : n // u] = vq.encode(x).cpu().to(torch.int16)
+    dataset.codes = codes.unsqueeze(1).expand(-1, u, -1, -1)
+    return codes
+
+
+@torch.no_grad()
+def _split_counts(
+    dataset: TextMotionDataset,
+    vq: torch.nn.Module,
+    repeats: int,
+    seed: int,
+    split_no: int,
+    exclude_padding: bool,
+    batch_size: int,
+    progress: Progress | None,
+) -> torch.Tensor:
     nb_code, q = vq.cfg.nb_code, vq.cfg.num_quantizers
     counts = torch.zeros(len(dataset), q, nb_code, dtype=torch.int16)
-    if exclude_padding:
-        cache_codes(dataset, vq, device=next(vq.parameters()).device)
     device = next(vq.parameters()).device
+    if exclude_padding:
+        encode_items(dataset, vq, device, batch_size)
     for r in range(repeats):
         gen = generator_for(seed, split_no, r, 41)
         for start in range(0, len(dataset), batch_size):
@@ -105,10 +164,19 @@ def _split_counts(dataset: TextMotionDataset, vq: torch.nn.Module, repeats: int,
     return counts
 
 
-def collect_code_stats(data_dir: str | Path, vq: torch.nn.Module, normalizer: Normalizer,
-                       splits: Sequence[str] = ("train", "val"), repeats: int = 1, seed: int = 0,
-                       exclude_padding: bool = True, cache_dir: str | Path | None = None, use_cache: bool = True,
-                       batch_size: int = 256, progress: Progress | None = None) -> tuple[CodeStats, bool]:
+def collect_code_stats(
+    data_dir: str | Path,
+    vq: torch.nn.Module,
+    normalizer: Normalizer,
+    splits: Sequence[str] = ("train", "val"),
+    repeats: int = 1,
+    seed: int = 0,
+    exclude_padding: bool = True,
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+    batch_size: int = 256,
+    progress: Progress | None = None,
+) -> tuple[CodeStats, bool]:
     """Code presence statistics of every item of `splits` -> (stats, loaded_from_cache)."""
     data_dir = Path(data_dir)
     if not 1 <= repeats <= 1000:
@@ -128,8 +196,11 @@ def collect_code_stats(data_dir: str | Path, vq: torch.nn.Module, normalizer: No
     for split_no, split in enumerate(splits):
         dataset = TextMotionDataset(data_dir, split, normalizer)
         names += [item.name for item in dataset.items]
-        report = None if progress is None else (
-            lambda f, msg, k=split_no: progress((k + f) / len(splits), f"{splits[k]}: {msg}"))
+        report = (
+            None
+            if progress is None
+            else (lambda f, msg, k=split_no: progress((k + f) / len(splits), f"{splits[k]}: {msg}"))
+        )
         parts.append(_split_counts(dataset, vq, repeats, seed, split_no, exclude_padding, batch_size, report))
     vq.train(was_training)
     stats = CodeStats(names, torch.cat(parts), repeats)

@@ -40,24 +40,24 @@ class ESDParams(MethodParams):
     as recommended (the paper's ESD collapses MoMask)."""
 
     method = "esd"
-    scope: str = "cond_emb"              # cond_emb | transformer (ESD-u analogue) | full
-    train_token_emb: bool = False        # with scope transformer / full
-    eta: float = 1.0                     # negative guidance
+    scope: str = "cond_emb"  # cond_emb | transformer (ESD-u analogue) | full
+    train_token_emb: bool = False  # with scope transformer / full
+    eta: float = 1.0  # negative guidance
     lr: float = 1e-5
     steps: int = 200
     batch_size: int = 8
-    space: str = "logits"                # logits | hidden
-    x_source: str = "generate"           # generate (theta's own samples) | data (forget-set motions)
-    prompts: list[str] | None = None     # erase prompts (None: the concept's keywords)
-    target: str | None = None            # anchor prompt (None: unconditional)
+    space: str = "logits"  # logits | hidden
+    x_source: str = "generate"  # generate (theta's own samples) | data (forget-set motions)
+    prompts: list[str] | None = None  # erase prompts (None: the concept's keywords)
+    target: str | None = None  # anchor prompt (None: unconditional)
     retain_prompts: list[str] | None = None  # None: the UCE preserve prompts
-    timesteps: int = 10                  # decoding steps of the generated samples
+    timesteps: int = 10  # decoding steps of the generated samples
     min_tokens: int = 10
     max_tokens: int = 49
     pool_size: int = 32
     refresh_every: int = 50
     eval_every: int = 20
-    max_retain_drift: float | None = 0.05   # stop (and keep the last good weights) above this KL
+    max_retain_drift: float | None = 0.05  # stop (and keep the last good weights) above this KL
     seed: int = 0
 
     def validate(self) -> None:
@@ -69,8 +69,10 @@ class ESDParams(MethodParams):
         require(1 <= self.steps <= 100_000, f"steps must be in 1..100000, got {self.steps}")
         require(1 <= self.batch_size <= 1024, f"batch_size must be in 1..1024, got {self.batch_size}")
         require(1 <= self.timesteps <= 100, f"timesteps must be in 1..100, got {self.timesteps}")
-        require(1 <= self.min_tokens <= self.max_tokens <= 49,
-                f"need 1 <= min_tokens <= max_tokens <= 49, got {self.min_tokens}, {self.max_tokens}")
+        require(
+            1 <= self.min_tokens <= self.max_tokens <= 49,
+            f"need 1 <= min_tokens <= max_tokens <= 49, got {self.min_tokens}, {self.max_tokens}",
+        )
         require(1 <= self.pool_size <= 10_000, f"pool_size must be in 1..10000, got {self.pool_size}")
         require(self.refresh_every >= 1 and self.eval_every >= 1, "refresh_every and eval_every must be >= 1")
         if self.prompts is not None:
@@ -85,9 +87,12 @@ def trainable_parameters(model: nn.Module, scope: str, train_token_emb: bool = F
     if scope == "cond_emb":
         chosen = list(model.cond_emb.parameters())
     else:
-        chosen = [p for name, p in model.named_parameters()
-                  if (scope == "full" or not name.startswith("cond_emb."))
-                  and (train_token_emb or not name.startswith("token_emb."))]
+        chosen = [
+            p
+            for name, p in model.named_parameters()
+            if (scope == "full" or not name.startswith("cond_emb."))
+            and (train_token_emb or not name.startswith("token_emb."))
+        ]
     for p in chosen:
         p.requires_grad_(True)
     return chosen
@@ -102,8 +107,15 @@ def _capture_hidden(model: nn.Module, store: list[torch.Tensor]):
         handle.remove()
 
 
-def outputs(model: nn.Module, kind: str, ids: torch.Tensor, cond: torch.Tensor, pad: torch.Tensor,
-            space: str, force_mask: bool = False) -> torch.Tensor:
+def outputs(
+    model: nn.Module,
+    kind: str,
+    ids: torch.Tensor,
+    cond: torch.Tensor,
+    pad: torch.Tensor,
+    space: str,
+    force_mask: bool = False,
+) -> torch.Tensor:
     """Per-position outputs (B, L, C) of the base transformer for ids (B, L) (mask/pad ids already set)."""
     hidden: list[torch.Tensor] = []
     with _capture_hidden(model, hidden):
@@ -124,8 +136,9 @@ class TokenPool:
         require(len(ids) > 0, "the ESD token pool is empty")
         self.ids, self.lengths = ids, lengths
 
-    def batch(self, model: nn.Module, kind: str, size: int, gen: torch.Generator
-              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def batch(
+        self, model: nn.Module, kind: str, size: int, gen: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """-> (x_t (B, L), pad (B, L), loss positions (B, L))."""
         rows = torch.randint(len(self.ids), (size,), generator=gen)
         lens = self.lengths[rows]
@@ -161,26 +174,35 @@ def generated_pool(pipeline, prompts: list[str], params: ESDParams, gen: torch.G
 def data_pool(pipeline, concept: Concept, data_dir: Path) -> TokenPool:
     """Layer-0 tokens of the dataset's forget motions (whole clips, train split)."""
     from models.motion.normalize import Normalizer
-    from models.train.datasets import TextMotionDataset, cache_codes
+    from models.train.datasets import TextMotionDataset
+    from models.unlearn.code_stats import encode_items
     from models.unlearn.forget_retain import caption_lines, is_forget
 
     normalizer = Normalizer(pipeline.mean.cpu().numpy(), pipeline.std.cpu().numpy())
     dataset = TextMotionDataset(data_dir, "train", normalizer)
-    keep = [i for i, item in enumerate(dataset.items)
-            if is_forget(caption_lines(data_dir, item.name.split("#")[0]), concept)]
+    keep = [
+        i
+        for i, item in enumerate(dataset.items)
+        if is_forget(caption_lines(data_dir, item.name.split("#")[0]), concept)
+    ]
     require(bool(keep), f"no train motion of {data_dir} matches {concept.name!r}")
     dataset.items = [dataset.items[i] for i in keep]
     dataset.lengths = dataset.lengths[keep]
-    codes = cache_codes(dataset, pipeline.vq, pipeline.device)  # (N, 4, W, Q)
+    codes = encode_items(dataset, pipeline.vq, pipeline.device)  # (N, W, Q)
     lens = (dataset.lengths // 4).clamp(max=49)
     ids = torch.zeros(len(keep), 49, dtype=torch.long)
-    width = min(49, codes.shape[2])
-    ids[:, :width] = codes[:, 0, :width, 0].long().clamp(min=0)
+    width = min(49, codes.shape[1])
+    ids[:, :width] = codes[:, :width, 0].long().clamp(min=0)
     return TokenPool(ids, lens)
 
 
-def apply_esd(pipeline, concept: Concept, params: ESDParams, data_dir: Path | None = None,
-              progress: Progress | None = None) -> dict[str, Any]:
+def apply_esd(
+    pipeline,
+    concept: Concept,
+    params: ESDParams,
+    data_dir: Path | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
     """Fine-tune the base transformer with negative guidance, in place -> the manifest result."""
     model, kind, dev = pipeline.base, pipeline.kind, pipeline.device
     frozen = copy.deepcopy(model).eval().requires_grad_(False)
@@ -190,8 +212,11 @@ def apply_esd(pipeline, concept: Concept, params: ESDParams, data_dir: Path | No
     torch.manual_seed(params.seed)
     cond_all = pipeline.encode_text(prompts)
     anchor = pipeline.encode_text([params.target])[0] if params.target else None
-    pool = data_pool(pipeline, concept, data_dir) if params.x_source == "data" else \
-        generated_pool(pipeline, prompts, params, gen)
+    pool = (
+        data_pool(pipeline, concept, data_dir)
+        if params.x_source == "data"
+        else generated_pool(pipeline, prompts, params, gen)
+    )
     # A fixed retain probe: pool sequences paired with retain prompts.
     probe_gen = torch.Generator().manual_seed(params.seed + 1)
     probe_x, probe_pad, probe_pos = pool.batch(model, kind, max(len(retain), params.batch_size), probe_gen)
@@ -241,5 +266,11 @@ def apply_esd(pipeline, concept: Concept, params: ESDParams, data_dir: Path | No
         if progress is not None:
             progress((step + 1) / params.steps, f"ESD step {step + 1}/{params.steps}: loss {float(loss):.4g}")
     model.requires_grad_(False).eval()
-    return {"prompts": prompts, "retain_prompts": retain, "history": history, "early_stopped_at": stopped_at,
-            "trainable_parameters": sum(p.numel() for p in params_list), "final_retain_kl": retain_drift()}
+    return {
+        "prompts": prompts,
+        "retain_prompts": retain,
+        "history": history,
+        "early_stopped_at": stopped_at,
+        "trainable_parameters": sum(p.numel() for p in params_list),
+        "final_retain_kl": retain_drift(),
+    }

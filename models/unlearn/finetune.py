@@ -26,23 +26,27 @@ class FTParams(MethodParams):
     method = "ft"
     models: list[str] = field(default_factory=lambda: list(MODELS))
     epochs: float = 5.0
-    max_steps: int | None = None          # cap on iterations per model
+    max_steps: int | None = None  # cap on iterations per model
     batch_size: int = 64
     lr: float = 2e-4
     weight_decay: float = 1e-5
     split: str = "train"
-    val_split: str | None = "val"         # None: no validation, no early stopping
+    val_split: str | None = "val"  # None: no validation, no early stopping
     eval_every: int = 50
-    patience: int = 3                     # evaluations without improvement before stopping
+    patience: int = 3  # evaluations without improvement before stopping
     min_occurrence: int = 1
     match_mode: str | None = None
     seed: int = 0
 
     def validate(self) -> None:
-        require(bool(self.models) and all(m in MODELS for m in self.models),
-                f"models must be a non-empty subset of {list(MODELS)}, got {self.models}")
+        require(
+            bool(self.models) and all(m in MODELS for m in self.models),
+            f"models must be a non-empty subset of {list(MODELS)}, got {self.models}",
+        )
         require(0.0 < self.epochs <= 1000.0, f"epochs must be in (0, 1000], got {self.epochs}")
-        require(self.max_steps is None or self.max_steps >= 1, f"max_steps must be >= 1, got {self.max_steps}")
+        require(
+            self.max_steps is None or self.max_steps >= 1, f"max_steps must be >= 1, got {self.max_steps}"
+        )
         require(1 <= self.batch_size <= 4096, f"batch_size must be in 1..4096, got {self.batch_size}")
         require(0.0 < self.lr <= 1.0, f"lr must be in (0, 1], got {self.lr}")
         require(self.weight_decay >= 0.0, f"weight_decay must be >= 0, got {self.weight_decay}")
@@ -82,8 +86,15 @@ def _loss(name: str, model: nn.Module, batch: dict[str, torch.Tensor], gen: torc
     return model.loss(ids, batch["cond"], batch["token_lens"], generator=gen)
 
 
-def finetune_model(name: str, model: nn.Module, train, val, params: FTParams, device: torch.device,
-                   progress: Progress | None = None) -> dict[str, Any]:
+def finetune_model(
+    name: str,
+    model: nn.Module,
+    train,
+    val,
+    params: FTParams,
+    device: torch.device,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
     """Train one transformer on `train` with validation-loss early stopping; keeps the best weights."""
     from models.train.datasets import EpochSampler, generator_for
 
@@ -114,7 +125,9 @@ def finetune_model(name: str, model: nn.Module, train, val, params: FTParams, de
     for it in range(steps):
         model.train()
         torch.manual_seed(params.seed * 7919 + it)  # dropout
-        batch = to_dev(train.batch(sampler.indices(it), generator_for(params.seed, it, 3), motion=False, ids=True))
+        batch = to_dev(
+            train.batch(sampler.indices(it), generator_for(params.seed, it, 3), motion=False, ids=True)
+        )
         loss, acc = _loss(name, model, batch, generator_for(params.seed, it, 2))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -124,7 +137,9 @@ def finetune_model(name: str, model: nn.Module, train, val, params: FTParams, de
             progress((it + 1) / steps, f"FT {name}: step {it + 1}/{steps}, loss {float(loss):.4f}")
         if val is not None and ((it + 1) % params.eval_every == 0 or it + 1 == steps):
             score = validate()
-            history.append({"step": it + 1, "train_loss": float(loss), "train_acc": float(acc), "val_loss": score})
+            history.append(
+                {"step": it + 1, "train_loss": float(loss), "train_acc": float(acc), "val_loss": score}
+            )
             if score < best:
                 best, bad = score, 0
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -138,8 +153,9 @@ def finetune_model(name: str, model: nn.Module, train, val, params: FTParams, de
     return {"steps": steps, "steps_run": it + 1, "best_val_loss": best, "history": history}
 
 
-def apply_ft(pipeline, concept: Concept, params: FTParams, data_dir: Path,
-             progress: Progress | None = None) -> dict[str, Any]:
+def apply_ft(
+    pipeline, concept: Concept, params: FTParams, data_dir: Path, progress: Progress | None = None
+) -> dict[str, Any]:
     """Fine-tune the chosen transformers of `pipeline` on the retain set, in place -> the manifest result."""
     if params.match_mode is not None:
         concept = concept.with_mode(params.match_mode)
@@ -147,13 +163,20 @@ def apply_ft(pipeline, concept: Concept, params: FTParams, data_dir: Path,
     val = None
     if params.val_split is not None:
         val, _ = retain_dataset(pipeline, data_dir, params.val_split, concept, params.min_occurrence)
-    result: dict[str, Any] = {"train_items": len(train), "forget_items_dropped": dropped,
-                              "val_items": len(val) if val is not None else 0, "models": {}}
+    result: dict[str, Any] = {
+        "train_items": len(train),
+        "forget_items_dropped": dropped,
+        "val_items": len(val) if val is not None else 0,
+        "models": {},
+    }
     modules = {"base": pipeline.base, "residual": pipeline.residual}
     for i, name in enumerate(params.models):
+
         def report(f: float, msg: str, i: int = i) -> None:
             if progress is not None:
                 progress((i + f) / len(params.models), msg)
 
-        result["models"][name] = finetune_model(name, modules[name], train, val, params, pipeline.device, report)
+        result["models"][name] = finetune_model(
+            name, modules[name], train, val, params, pipeline.device, report
+        )
     return result

@@ -32,9 +32,14 @@ class ForgetRetainSplit:
         return len(self.forget) / total if total else 0.0
 
     def summary(self) -> dict:
-        return {"split": self.split, "forget": len(self.forget), "retain": len(self.retain),
-                "forget_fraction": round(self.forget_fraction, 6), "keyword_counts": self.keyword_counts,
-                "sub_concept_counts": self.sub_concept_counts}
+        return {
+            "split": self.split,
+            "forget": len(self.forget),
+            "retain": len(self.retain),
+            "forget_fraction": round(self.forget_fraction, 6),
+            "keyword_counts": self.keyword_counts,
+            "sub_concept_counts": self.sub_concept_counts,
+        }
 
 
 def read_ids(data_dir: str | Path, split: str) -> list[str]:
@@ -61,8 +66,13 @@ def is_forget(lines: Sequence[str], concept: Concept, min_occurrence: int = 1) -
     return sum(concept.matches(line) for line in lines) >= min_occurrence
 
 
-def split_ids(data_dir: str | Path, ids: Sequence[str], concept: Concept | str | dict, split: str = "custom",
-              min_occurrence: int = 1) -> ForgetRetainSplit:
+def split_ids(
+    data_dir: str | Path,
+    ids: Sequence[str],
+    concept: Concept | str | dict,
+    split: str = "custom",
+    min_occurrence: int = 1,
+) -> ForgetRetainSplit:
     """Divide `ids` into forget / retain by the captions in `data_dir/texts`."""
     concept = get_concept(concept)
     if min_occurrence < 1:
@@ -79,7 +89,9 @@ def split_ids(data_dir: str | Path, ids: Sequence[str], concept: Concept | str |
         found = {k for line in lines for k in concept.matching_keywords(line)}
         keywords.update(found)
         subs.update(name for name, words in concept.sub_concepts.items() if found & set(words))
-    return ForgetRetainSplit(split, forget, retain, dict(sorted(keywords.items())), dict(sorted(subs.items())))
+    return ForgetRetainSplit(
+        split, forget, retain, dict(sorted(keywords.items())), dict(sorted(subs.items()))
+    )
 
 
 def file_name(concept: Concept) -> str:
@@ -87,10 +99,15 @@ def file_name(concept: Concept) -> str:
     return concept.name.replace("/", "_").replace(" ", "_")
 
 
-def split_dataset(data_dir: str | Path, concept: Concept | str | dict, splits: Sequence[str] = ("train_val", "test"),
-                  out_dir: str | Path | None = None, min_occurrence: int = 1,
-                  name: str | None = None) -> dict[str, ForgetRetainSplit]:
-    """Split each of `splits`; with `out_dir` write `{split}-w-{name}.txt` and `{split}-wo-{name}.txt` there."""
+def split_dataset(
+    data_dir: str | Path,
+    concept: Concept | str | dict,
+    splits: Sequence[str] = ("train_val", "test"),
+    out_dir: str | Path | None = None,
+    min_occurrence: int = 1,
+    name: str | None = None,
+) -> dict[str, ForgetRetainSplit]:
+    """Split each of `splits`; with `out_dir` write `{split}-w-{name}.txt` / `{split}-wo-{name}.txt` there."""
     concept = get_concept(concept)
     name = name or file_name(concept)
     result = {s: split_ids(data_dir, read_ids(data_dir, s), concept, s, min_occurrence) for s in splits}

@@ -43,12 +43,16 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
     if hint is int:
         if isinstance(value, float) and value.is_integer():
             value = int(value)
-        require(isinstance(value, int) and not isinstance(value, bool),
-                f"parameter {name!r} must be an integer, got {value!r}")
+        require(
+            isinstance(value, int) and not isinstance(value, bool),
+            f"parameter {name!r} must be an integer, got {value!r}",
+        )
         return value
     if hint is float:
-        require(isinstance(value, (int, float)) and not isinstance(value, bool),
-                f"parameter {name!r} must be a number, got {value!r}")
+        require(
+            isinstance(value, (int, float)) and not isinstance(value, bool),
+            f"parameter {name!r} must be a number, got {value!r}",
+        )
         return float(value)
     if hint is str:
         require(isinstance(value, str), f"parameter {name!r} must be a string, got {value!r}")

@@ -34,8 +34,8 @@ class RECEParams(UCEParams):
 
     method = "rece"
     epochs: int = 1
-    reg: float = 1e-3                 # lambda_reg of the adversarial embedding
-    reg_mode: str = "regzero"         # regzero | standard
+    reg: float = 1e-3  # lambda_reg of the adversarial embedding
+    reg_mode: str = "regzero"  # regzero | standard
     rece_reference: str = "original"  # original | current
 
     def validate(self) -> None:
@@ -46,8 +46,13 @@ class RECEParams(UCEParams):
         one_of("rece_reference", self.rece_reference, ("original", "current"))
 
 
-def adversarial_embedding(current: list[torch.Tensor], reference: list[torch.Tensor], concepts: torch.Tensor,
-                          reg: float, anchor: torch.Tensor | None = None) -> torch.Tensor:
+def adversarial_embedding(
+    current: list[torch.Tensor],
+    reference: list[torch.Tensor],
+    concepts: torch.Tensor,
+    reg: float,
+    anchor: torch.Tensor | None = None,
+) -> torch.Tensor:
     """c' (n, d_in) for concepts (n, d_in): solves (reg I + sum W'^T W') c' = reg*anchor + sum W'^T W c.
 
     current / reference: the edited and the reference weights (d_out, d_in) of every edited layer.
@@ -64,8 +69,12 @@ def adversarial_embedding(current: list[torch.Tensor], reference: list[torch.Ten
     return torch.linalg.solve(lhs, rhs).T
 
 
-def revival_error(current: list[torch.Tensor], reference: list[torch.Tensor], adversarial: torch.Tensor,
-                  concepts: torch.Tensor) -> float:
+def revival_error(
+    current: list[torch.Tensor],
+    reference: list[torch.Tensor],
+    adversarial: torch.Tensor,
+    concepts: torch.Tensor,
+) -> float:
     """Relative error sum_l |W'_l c' - W_l c| / |W_l c|: how well c' revives the concept."""
     num = den = 0.0
     for w_new, w_ref in zip(current, reference, strict=True):
@@ -75,13 +84,19 @@ def revival_error(current: list[torch.Tensor], reference: list[torch.Tensor], ad
     return (num / max(den, 1e-24)) ** 0.5
 
 
-def apply_rece(pipeline, concept: Concept, params: RECEParams, progress: Progress | None = None) -> dict[str, Any]:
+def apply_rece(
+    pipeline, concept: Concept, params: RECEParams, progress: Progress | None = None
+) -> dict[str, Any]:
     """UCE erasure followed by `epochs` adversarial rounds, in place; return the manifest result."""
     layers = cond_layers(pipeline, params.layers)
     originals: dict[str, nn.Linear] = {name: copy.deepcopy(layer) for name, layer in layers.items()}
     erase_prompts, erase, guide, preserve = prompt_embeddings(pipeline, concept, params)
-    result: dict[str, Any] = {"erase_prompts": erase_prompts, "preserve_prompts": params.preserve_prompts(),
-                              "uce": {}, "epochs": []}
+    result: dict[str, Any] = {
+        "erase_prompts": erase_prompts,
+        "preserve_prompts": params.preserve_prompts(),
+        "uce": {},
+        "epochs": [],
+    }
     total = params.epochs + 1
     for name, layer in layers.items():
         dev = layer.weight.device
@@ -93,14 +108,18 @@ def apply_rece(pipeline, concept: Concept, params: RECEParams, progress: Progres
         current = [layer.weight.detach().clone() for layer in layers.values()]
         reference = current if params.rece_reference == "current" else [m.weight for m in originals.values()]
         adv = adversarial_embedding(current, reference, erase, params.reg, anchor)
-        record: dict[str, Any] = {"epoch": epoch + 1, "adv_norm": adv.norm(dim=1).mean().item(),
-                                  "revival_error_before": revival_error(current, reference, adv, erase),
-                                  "layers": {}}
+        record: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "adv_norm": adv.norm(dim=1).mean().item(),
+            "revival_error_before": revival_error(current, reference, adv, erase),
+            "layers": {},
+        }
         for name, layer in layers.items():
             dev = layer.weight.device
             record["layers"][name] = edit_layer(layer, adv.to(dev), guide.to(dev), preserve.to(dev), params)
-        record["revival_error_after"] = revival_error([layer.weight for layer in layers.values()], reference,
-                                                      adv, erase)
+        record["revival_error_after"] = revival_error(
+            [layer.weight for layer in layers.values()], reference, adv, erase
+        )
         result["epochs"].append(record)
         if progress is not None:
             progress((epoch + 2) / total, f"RECE: epoch {epoch + 1}/{params.epochs}")

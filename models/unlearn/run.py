@@ -57,8 +57,11 @@ def parse_params(method: str, params: Mapping[str, Any] | None) -> MethodParams:
     return method_spec(method)[0].from_dict(params)
 
 
-def resolve_concept(concept: str | dict | Concept | Sequence[str] | None, keywords: Sequence[str] | None = None,
-                    concept_files: Sequence[str | Path] = ()) -> Concept:
+def resolve_concept(
+    concept: str | dict | Concept | Sequence[str] | None,
+    keywords: Sequence[str] | None = None,
+    concept_files: Sequence[str | Path] = (),
+) -> Concept:
     """A concept from a name, an inline dict, a Concept, or a keyword list."""
     if (concept is None) == (keywords is None):
         raise ValueError("give exactly one of a concept (name or definition) or a keyword list")
@@ -100,11 +103,20 @@ def copy_pipeline(pipeline):
     from models.pipeline import MotionPipeline
 
     modules = {name: copy.deepcopy(module) for name, module in pipeline.modules().items()}
-    clone = MotionPipeline(kind=pipeline.kind, text_encoder=pipeline.text_encoder, vq=modules["vq"],
-                           base=modules["base"], residual=modules["residual"],
-                           length_estimator=modules.get("length_estimator"), mean=pipeline.mean.cpu().numpy(),
-                           std=pipeline.std.cpu().numpy(), dataset=pipeline.dataset, sampling=dict(pipeline.sampling),
-                           card=pipeline.card, manifest=copy.deepcopy(pipeline.manifest))
+    clone = MotionPipeline(
+        kind=pipeline.kind,
+        text_encoder=pipeline.text_encoder,
+        vq=modules["vq"],
+        base=modules["base"],
+        residual=modules["residual"],
+        length_estimator=modules.get("length_estimator"),
+        mean=pipeline.mean.cpu().numpy(),
+        std=pipeline.std.cpu().numpy(),
+        dataset=pipeline.dataset,
+        sampling=dict(pipeline.sampling),
+        card=pipeline.card,
+        manifest=copy.deepcopy(pipeline.manifest),
+    )
     return clone.to(pipeline.device)
 
 
@@ -113,8 +125,12 @@ def _load_parent(model, device: str) -> tuple[Any, dict[str, Any]]:
     from models.pipeline import MotionPipeline
 
     if isinstance(model, MotionPipeline):
-        return copy_pipeline(model), {"path": None, "sha256": pipeline_digest(model), "digest_of": "tensors",
-                                      "method": model.manifest.get("method")}
+        return copy_pipeline(model), {
+            "path": None,
+            "sha256": pipeline_digest(model),
+            "digest_of": "tensors",
+            "method": model.manifest.get("method"),
+        }
     path = Path(model)
     if not path.exists():
         raise FileNotFoundError(f"model {path} not found")
@@ -128,11 +144,17 @@ def _load_parent(model, device: str) -> tuple[Any, dict[str, Any]]:
 
 def _card(parent_card: str, manifest: dict[str, Any]) -> str:
     concept = manifest["concept"]
-    lines = [parent_card.rstrip(), "", "## Unlearning", "",
-             f"* method: `{manifest['method']}`; concept: `{concept['name']}` "
-             f"({', '.join(k for ks in concept['sub_concepts'].values() for k in ks)})",
-             f"* parent sha256: `{manifest['parent']['sha256']}`",
-             f"* parameters and results: see manifest.json (hmu {manifest['software_version']}, {manifest['created']})"]
+    lines = [
+        parent_card.rstrip(),
+        "",
+        "## Unlearning",
+        "",
+        f"* method: `{manifest['method']}`; concept: `{concept['name']}` "
+        f"({', '.join(k for ks in concept['sub_concepts'].values() for k in ks)})",
+        f"* parent sha256: `{manifest['parent']['sha256']}`",
+        f"* parameters and results: see manifest.json "
+        f"(hmu {manifest['software_version']}, {manifest['created']})",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -210,8 +232,10 @@ def run_unlearning(
         "concept": concept_obj.to_dict(),
         "concepts_file_version": file_version(),
         "parent": parent,
-        "lineage": [*pipeline.manifest.get("lineage", []),
-                    {"method": method, "concept": concept_obj.name, "parent_sha256": parent["sha256"]}],
+        "lineage": [
+            *pipeline.manifest.get("lineage", []),
+            {"method": method, "concept": concept_obj.name, "parent_sha256": parent["sha256"]},
+        ],
         "data": {"dir": str(data_path.resolve())} if uses_data else None,
         "result": result,
         "software_version": __version__,
@@ -226,8 +250,11 @@ def run_unlearning(
         from models.unlearn.lcr import OVERLAY_FILE, save_overlay
 
         private = out / PRIVATE_DIR
-        save_overlay(overlay, private / OVERLAY_FILE, {"public_vq_sha256": sha256_file(out / "vq.safetensors"),
-                                                      "parent_sha256": parent["sha256"]})
+        save_overlay(
+            overlay,
+            private / OVERLAY_FILE,
+            {"public_vq_sha256": sha256_file(out / "vq.safetensors"), "parent_sha256": parent["sha256"]},
+        )
         (private / "README.txt").write_text(PRIVATE_README, encoding="utf-8")
     written = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     report(1.0, f"wrote {out}")
