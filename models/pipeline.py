@@ -121,11 +121,11 @@ class MotionPipeline:
             pipeline = official.load_pipeline(path, text_encoder=text_encoder, **official_options)
         return pipeline.to(device)
 
-    def save_pretrained(self, path: str | Path, card: str | None = None) -> Path:
+    def save_pretrained(self, path: str | Path, card: str | None = None, dtype: str = "float32") -> Path:
         """Write the pipeline in the native format (safetensors + config.json + MODEL_CARD.md)."""
         from models.io import native
 
-        return native.save_pipeline(self, Path(path), card=card)
+        return native.save_pipeline(self, Path(path), card=card, dtype=dtype)
 
     @classmethod
     def random(

@@ -69,8 +69,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--data", required=True, help="HumanML3D-format folder with train/test splits")
     tr.add_argument("--out", required=True, help="output folder (config.json + classifier.safetensors)")
     tr.add_argument("--concept", default="violence")
-    tr.add_argument("--steps", type=_positive_int, default=600)
-    tr.add_argument("--batch-size", type=_positive_int, default=64)
+    tr.add_argument("--steps", type=_positive_int, default=300)
+    tr.add_argument("--batch-size", type=_positive_int, default=32)
     tr.add_argument("--seed", type=int, default=0)
     tr.set_defaults(func=cmd_train_classifier)
 

@@ -38,7 +38,7 @@ Z95 = 1.959963984540054
 @dataclass
 class ClassifierConfig:
     dim_pose: int = 263
-    hidden: int = 128
+    hidden: int = 64
     dropout: float = 0.2
     min_len: int = 40  # crops are 40..max_len frames, multiples of 4
     max_len: int = 196
@@ -241,8 +241,8 @@ def train_violence_classifier(
     data_dir: str | Path,
     out_dir: str | Path | None = None,
     concept: str | Concept = "violence",
-    steps: int = 600,
-    batch_size: int = 64,
+    steps: int = 300,
+    batch_size: int = 32,
     lr: float = 1e-3,
     cfg: ClassifierConfig | None = None,
     seed: int = 0,

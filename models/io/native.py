@@ -81,10 +81,10 @@ def build_components(config: dict[str, Any]) -> tuple[torch.nn.Module, ...]:
     return RVQVAE(vq_cfg), base, residual, length_estimator
 
 
-def _stored_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+def _stored_state(module: torch.nn.Module, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
     state = module.state_dict()
     return {
-        k: v.detach().cpu().clone().contiguous()
+        k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().cpu().clone().contiguous()
         for k, v in state.items()
         if not k.endswith(DERIVED_BUFFER_SUFFIXES)
     }
@@ -116,20 +116,32 @@ def pipeline_config(pipeline: MotionPipeline) -> dict[str, Any]:
         "residual": pipeline.residual.cfg.to_dict(),
         "length_estimator": None,
         "sampling": pipeline.sampling,
+        "storage_dtype": "float32",
     }
     if pipeline.length_estimator is not None:
         config["length_estimator"] = pipeline.length_estimator.config_dict()
     return config
 
 
-def save_pipeline(pipeline: MotionPipeline, out: Path, card: str | None = None) -> Path:
-    """Write `pipeline` to directory `out` (created; existing component files are overwritten)."""
+STORAGE_DTYPES = {"float32": None, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def save_pipeline(pipeline: MotionPipeline, out: Path, card: str | None = None, dtype: str = "float32") -> Path:
+    """Write `pipeline` to directory `out` (created; existing component files are overwritten).
+
+    dtype: storage precision of the weights ("float16" halves shipped bundles); loading casts back to the
+    modules' float32, so a float32 save round-trips bit-exactly and a float16 save to float16 precision.
+    """
+    if dtype not in STORAGE_DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(STORAGE_DTYPES)}, got {dtype!r}")
     out.mkdir(parents=True, exist_ok=True)
     for name, module in pipeline.modules().items():
-        save_file(_stored_state(module), str(out / f"{name}.safetensors"), metadata={"component": name})
+        save_file(_stored_state(module, STORAGE_DTYPES[dtype]), str(out / f"{name}.safetensors"),
+                  metadata={"component": name, "dtype": dtype})
     stats = {"mean": pipeline.mean.cpu().contiguous(), "std": pipeline.std.cpu().contiguous()}
     save_file(stats, str(out / "stats.safetensors"), metadata={"component": "stats"})
-    (out / "config.json").write_text(json.dumps(pipeline_config(pipeline), indent=2, sort_keys=True) + "\n")
+    config = {**pipeline_config(pipeline), "storage_dtype": dtype}
+    (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     (out / "MODEL_CARD.md").write_text(card if card is not None else (pipeline.card or default_card(pipeline)))
     manifest = dict(pipeline.manifest)
     manifest.setdefault("created", datetime.now(timezone.utc).isoformat(timespec="seconds"))
