@@ -39,8 +39,8 @@ def test_substring_mode_reproduces_the_papers_artefacts() -> None:
 
 def test_mm_safe_masking_keeps_pos_tags_and_other_words() -> None:
     concept = get_concept("violence")
-    tokens = "a/DET man/NOUN kick/VERB the/DET ball/NOUN".split()
-    assert concept.mask_tokens(tokens) == "a/DET man/NOUN ***/VERB the/DET ball/NOUN".split()
+    tokens = ["a/DET", "man/NOUN", "kick/VERB", "the/DET", "ball/NOUN"]
+    assert concept.mask_tokens(tokens) == ["a/DET", "man/NOUN", "***/VERB", "the/DET", "ball/NOUN"]
     assert concept.mask_caption("A man kicks, then punches!") == "A man ***, then ***!"
     assert concept.mask_caption("a person does kung fu") == "a person does *** ***"
     assert concept.with_mode("substring").mask_tokens(["kicking/VERB", "walk/VERB"]) == ["***/VERB", "walk/VERB"]

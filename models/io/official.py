@@ -14,6 +14,7 @@ Every `.tar` is read with `torch.load(weights_only=True)` and applied strictly.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -108,10 +109,8 @@ def find_runs(path: Path, base_name: str | None = None, res_name: str | None = N
     if res_name is None:
         raise FileNotFoundError(f"no residual transformer (tres_*) found in {[str(d) for d in dataset_dirs]}")
     runs["residual"] = first_existing(res_name, f"residual transformer ({res_name})")
-    try:
+    with contextlib.suppress(FileNotFoundError):  # optional: BAMM predicts lengths itself
         runs["length_estimator"] = first_existing("length_estimator", "length estimator")
-    except FileNotFoundError:
-        pass  # optional: BAMM predicts lengths itself; MoMask then needs explicit lengths
     return runs
 
 
