@@ -11,11 +11,12 @@ from pathlib import Path
 
 import kombu.exceptions
 import redis
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hmu import __version__
 from hmu.settings import Settings, get_settings
@@ -27,6 +28,7 @@ from worker.app import create_celery, redis_client, require_redis_url
 
 log = logging.getLogger("hmu.service")
 STATIC_DIR = Path(__file__).parent / "static"
+BODY_PARSE_ERROR = "There was an error parsing the body"  # FastAPI's 400 for an undecodable body
 UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError, kombu.exceptions.OperationalError)
 DESCRIPTION = """Text-to-motion generation (MoMask, BAMM), concept unlearning and evaluation.
 
@@ -49,8 +51,11 @@ def install_error_handlers(app: FastAPI, retry_after_s: int) -> None:
         detail, errors = _describe(error)
         return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
 
-    @app.exception_handler(HTTPException)
-    async def http_error(_: Request, error: HTTPException) -> JSONResponse:
+    @app.exception_handler(StarletteHTTPException)  # FastAPI's HTTPException is a subclass
+    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        if error.status_code == 400 and error.detail == BODY_PARSE_ERROR:  # e.g. a body that is not UTF-8
+            return JSONResponse({"detail": "invalid request: the body could not be decoded (send UTF-8 JSON, "
+                                           "or a well-formed multipart form)"}, status_code=422)
         return JSONResponse({"detail": str(error.detail)}, status_code=error.status_code,
                             headers=error.headers)
 

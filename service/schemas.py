@@ -41,7 +41,7 @@ class GenerateRequest(Strict):
     cond_scale: float | None = Field(None, ge=0, le=20, description="classifier-free guidance (base layer)")
     res_cond_scale: float | None = Field(None, ge=0, le=20, description="classifier-free guidance (residual)")
     temperature: float | None = Field(None, ge=0.01, le=5)
-    topk_filter_thres: float | None = Field(None, ge=0, le=1)
+    topk_filter_thres: float | None = Field(None, ge=0, lt=1)
     wait_seconds: float = Field(10, ge=0, le=60, description="wait for the result this long, then answer 202")
 
     _text = field_validator("text")(_not_blank)

@@ -23,6 +23,10 @@ import numpy as np
 FEATURE_DIMS = (263, 251)
 _SAFE_STEM = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 MAX_TEXT_BYTES = 64 * 1024
+MAX_TAR_METADATA_BYTES = 64 * 1024
+MAX_ZIP_ENTRY_BYTES = 1024  # central-directory bytes allowed per permitted entry (name + extra fields)
+_TAR_METADATA = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME,
+                 tarfile.GNUTYPE_LONGLINK)
 Member = tuple[str, bool, BinaryIO | None]  # (name, is a folder, stream of a file)
 
 
@@ -62,6 +66,34 @@ def _copy_bounded(src: BinaryIO, dest: Path, budget: list[int], limits: Limits) 
             out.write(chunk)
 
 
+class _BoundedTarInfo(tarfile.TarInfo):
+    """Refuses oversized pax headers and GNU long names: tarfile reads those records whole into memory,
+    so a few compressed kilobytes could otherwise expand to gigabytes of RAM."""
+
+    def _proc_member(self, archive: tarfile.TarFile):
+        if self.type in _TAR_METADATA and self.size > MAX_TAR_METADATA_BYTES:
+            raise UploadError(f"archive header record of {self.size} bytes (more than "
+                              f"{MAX_TAR_METADATA_BYTES}); refused", status=413)
+        return super()._proc_member(archive)
+
+
+def _open_tar(path: Path) -> tarfile.TarFile | None:
+    """The (possibly compressed) tar at `path` with bounded header records, or None if it is not a tar."""
+    try:
+        return tarfile.open(path, mode="r:*", tarinfo=_BoundedTarInfo)
+    except tarfile.ReadError:
+        return None
+
+
+def _check_zip_directory(path: Path, limits: Limits) -> None:
+    """Refuse a zip whose central directory is too large before zipfile parses all of it into memory."""
+    with path.open("rb") as handle:
+        end = zipfile._EndRecData(handle)  # the end-of-central-directory record (zip64 aware)
+    if end and (end[zipfile._ECD_ENTRIES_TOTAL] > limits.max_files
+                or end[zipfile._ECD_SIZE] > limits.max_files * MAX_ZIP_ENTRY_BYTES):
+        raise UploadError(f"archive holds more than {limits.max_files} entries", status=413)
+
+
 def _zip_members(archive: zipfile.ZipFile) -> Iterator[Member]:
     for info in archive.infolist():
         mode = info.external_attr >> 16
@@ -91,10 +123,11 @@ def extract_archive(path: Path, dest: Path, limits: Limits) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     try:
         if zipfile.is_zipfile(path):
+            _check_zip_directory(path, limits)
             with zipfile.ZipFile(path) as archive:
                 _extract_members(_zip_members(archive), dest, limits)
-        elif tarfile.is_tarfile(path):
-            with tarfile.open(path, mode="r:*") as archive:
+        elif (archive := _open_tar(path)) is not None:
+            with archive:
                 _extract_members(_tar_members(archive), dest, limits)
         else:
             raise UploadError("the upload is not a .zip, .tar or .tar.gz archive", status=400)

@@ -7,6 +7,7 @@ function raises `AdapterUnavailable`, and the job fails with a clear "not availa
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,12 +17,34 @@ import numpy as np
 from service.jobstore import JobError
 
 Progress = Callable[[float, str], None]
+log = logging.getLogger(__name__)
+WARM_MODULES = ("models.pipeline", "models.unlearn", "models.eval.run", "models.motion.bvh_export")
 
 
 class AdapterUnavailable(JobError):
     def __init__(self, what: str, where: str):
         super().__init__("not_available", f"{what} is not available yet in this installation "
                                           f"({where} is missing)")
+
+
+def warm_imports() -> None:
+    """Import the model side once, in the main thread, before the task threads start.
+
+    Task threads that import the same (circularly imported) packages for the first time at once can see
+    partially initialised modules (ImportError or KeyError inside a job); importing up front avoids it.
+    """
+    names = list(WARM_MODULES)
+    try:
+        from models.unlearn.run import METHODS
+
+        names += [module for module, *_ in METHODS.values()]
+    except ImportError as error:
+        log.warning("could not import models.unlearn.run: %s", error)
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as error:  # the job that needs it fails with a clear error later
+            log.warning("could not import %s: %s", name, error)
 
 
 def _entry_point(module_name: str, function: str, what: str) -> Callable[..., Any]:

@@ -57,6 +57,10 @@ def create_celery(settings: Settings) -> Celery:
             # sweep for messages of dead workers every few seconds (a cheap sorted-set range query)
             "unacked_restore_interval": min(5, max(1, settings.visibility_timeout_s // 4)),
             "unacked_restore_throttle": 1,
+            # the sweep's lock: a worker killed while holding it must not stop redelivery for kombu's
+            # default 5 minutes (a sweep takes milliseconds; a second sweeper only restores duplicates,
+            # which WorkerRuntime.execute skips)
+            "unacked_mutex_expire": 10,
             "socket_connect_timeout": 2,
         },
         broker_connection_timeout=2,
@@ -85,8 +89,11 @@ def run_worker(queues: Sequence[str] = QUEUES, concurrency: int | None = None,
     if concurrency < 1:
         raise ValueError(f"concurrency must be >= 1, got {concurrency}")
 
+    from worker.adapters import warm_imports
     from worker.runtime import WorkerRuntime
     from worker.tasks import register_tasks
+
+    warm_imports()  # before the task threads exist (concurrent first imports race)
 
     app = create_celery(settings)
     name = f"hmu-{'-'.join(queues)}-{os.getpid()}@{socket.gethostname()}"

@@ -158,10 +158,16 @@ def _card(parent_card: str, manifest: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "default"
+
+
 def default_data_dir() -> Path | None:
-    """The dataset used by LCR / FT when none is given: `$HMU_UNLEARN_DATA_DIR`."""
+    """The dataset used by LCR / FT when none is given: `$HMU_UNLEARN_DATA_DIR`, else `data/default` of the
+    checkout when it exists (built by `hmu data build --out data/default`)."""
     value = os.environ.get(DATA_ENV)
-    return Path(value) if value else None
+    if value:
+        return Path(value)
+    return DEFAULT_DATA_DIR if (DEFAULT_DATA_DIR / "new_joint_vecs").is_dir() else None
 
 
 # ---------------------------------------------------------------------------------------------- entry point
@@ -202,7 +208,8 @@ def run_unlearning(
     uses_data = needs_data or getattr(parsed, "x_source", None) == "data"
     if uses_data:
         if data_path is None:
-            raise ValueError(f"{method} needs a HumanML3D-format dataset: pass data_dir (or set {DATA_ENV})")
+            raise ValueError(f"{method} needs a HumanML3D-format dataset: pass data_dir, set {DATA_ENV}, or build "
+                             "the default one with `hmu data build --out data/default`")
         if not (data_path / "texts").is_dir() or not (data_path / "new_joint_vecs").is_dir():
             raise FileNotFoundError(f"{data_path} is not a HumanML3D-format folder (texts/, new_joint_vecs/)")
     out = Path(out_dir)

@@ -93,5 +93,9 @@ async def evaluate(
             raise HTTPException(error.status, str(error)) from error
     else:
         raise HTTPException(422, "upload both 'forget' and 'retain' archives, or name a registered 'dataset'")
-    record = await dispatch.submit(services, "evaluate", payload, None, job_id=job_id)
+    try:
+        record = await dispatch.submit(services, "evaluate", payload, None, job_id=job_id)
+    except Exception:  # e.g. Redis down (503): do not leave the unpacked uploads behind
+        await run_in_threadpool(remove_tree, Path(services.settings.artifacts_dir) / job_id)
+        raise
     return dispatch.accepted(request, record)
