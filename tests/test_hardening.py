@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 
 from bench.fuzz import fuzz_settings
 from hmu.settings import Settings
-from service.embedded import worker_process
+from service.embedded import embedded_redis, worker_process
 from service.main import create_app
 from service.uploads import MAX_TAR_METADATA_BYTES
 from tests.conftest import RedisServer
@@ -210,3 +210,15 @@ def test_redis_outage_gives_503_with_retry_after_and_recovers_by_itself(tcp_stac
         job = finished(http, response.json()["job_id"], 60)
         assert job["state"] == "succeeded", job
     assert ready["status"] == "ready"
+
+
+def test_embedded_redis_stops_even_while_clients_are_connected(tmp_path: Path):
+    """`hmu serve` exits with the gateway's connection pools still open: its Redis must stop anyway."""
+    with embedded_redis(tmp_path) as url:
+        client = redis.Redis.from_url(url)
+        client.set("job", "kept")  # this connection stays open
+    with pytest.raises(redis.ConnectionError):
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    client.close()
+    with embedded_redis(tmp_path) as url:  # and the data survived the shutdown
+        assert redis.Redis.from_url(url).get("job") == b"kept"
