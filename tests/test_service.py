@@ -49,26 +49,15 @@ def humanml3d_folder(root: Path) -> Path:
     return root
 
 
-def tiny_evaluator(folder: Path) -> None:
-    """A random-weight evaluator in the layout `models.eval` loads as the default one."""
-    from models.eval.our_evaluator import OurEvaluator, OurEvaluatorConfig
-    from models.text.base import load_text_encoder
-
-    text_encoder = load_text_encoder({"type": "minilm"})
-    widths = ("movement_hidden", "movement_latent", "motion_hidden", "text_hidden", "embed_dim")
-    sizes = dict.fromkeys(widths, 32)
-    OurEvaluator(OurEvaluatorConfig(**sizes), text_encoder).save_pretrained(folder)
-    for name in ("Mean.npy", "Std.npy"):
-        (folder / name).write_bytes((HUMANML3D / name).read_bytes())
-
-
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path):
+def stack(tmp_path_factory: pytest.TempPathFactory):
     """(settings, client, worker name): what `hmu serve` runs (embedded Redis on a unix socket, a worker
-    process on every queue, the gateway), with a tiny random model as the default model."""
+    process on every queue, the gateway), with the shipped default model and evaluator (weights/)."""
+    from models.pipeline import default_model_dir
+
     root = tmp_path_factory.mktemp("service")
-    shutil.copytree(tiny_model_dir, root / "models" / "momask-small")
-    tiny_evaluator(root / "weights" / "evaluator")
+    shutil.copytree(default_model_dir("momask-small"), root / "models" / "momask-small")
+    shutil.copytree(default_model_dir("evaluator"), root / "weights" / "evaluator")
     data = humanml3d_folder(root / "humanml3d")
     with embedded_redis(root / "redis") as url:
         settings = Settings(

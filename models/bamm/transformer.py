@@ -39,9 +39,7 @@ class BAMMTransformer(CondTransformerBase):
 
     def __init__(self, cfg: TransformerConfig | None = None):
         cfg = cfg or TransformerConfig()
-        super().__init__(cfg.code_dim, cfg.latent_dim, cfg.ff_size, cfg.num_layers, cfg.num_heads,
-                         cfg.dropout, cfg.cond_dim, cfg.cond_drop_prob)
-        self.cfg = cfg
+        super().__init__(cfg)
         self.num_tokens = cfg.num_tokens
         self.end_id = cfg.num_tokens
         self.pad_id = cfg.num_tokens + 1

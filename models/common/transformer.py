@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import torch
 from torch import nn
@@ -13,6 +13,9 @@ from models.common.heads import InputProcess
 from models.common.masks import drop_cond
 from models.common.position import PositionalEncoding
 from models.common.sampling import Generators
+
+if TYPE_CHECKING:
+    from models.momask.config import TransformerConfig
 
 Fn = TypeVar("Fn", bound=Callable)
 
@@ -47,18 +50,20 @@ class CondTransformerBase(nn.Module):
     `seqTransEncoder` and `cond_emb` (Linear cond_dim -> latent).
 
     Subclasses add their token embedding and output head and define the sequence layout.
+    The input width is `cfg.code_dim`; `cfg` is kept as `self.cfg`.
     """
 
-    def __init__(self, in_dim: int, latent_dim: int, ff_size: int, num_layers: int, num_heads: int,
-                 dropout: float, cond_dim: int, cond_drop_prob: float):
+    def __init__(self, cfg: TransformerConfig):
         super().__init__()
-        if latent_dim % num_heads:
-            raise ValueError(f"latent_dim {latent_dim} is not divisible by num_heads {num_heads}")
-        self.cond_drop_prob = cond_drop_prob
-        self.input_process = InputProcess(in_dim, latent_dim)
-        self.position_enc = PositionalEncoding(latent_dim, dropout)
-        self.seqTransEncoder = build_encoder(latent_dim, num_heads, ff_size, dropout, num_layers)
-        self.cond_emb = nn.Linear(cond_dim, latent_dim)
+        if cfg.latent_dim % cfg.num_heads:
+            raise ValueError(f"latent_dim {cfg.latent_dim} is not divisible by num_heads {cfg.num_heads}")
+        self.cfg = cfg
+        self.cond_drop_prob = cfg.cond_drop_prob
+        self.input_process = InputProcess(cfg.code_dim, cfg.latent_dim)
+        self.position_enc = PositionalEncoding(cfg.latent_dim, cfg.dropout)
+        self.seqTransEncoder = build_encoder(cfg.latent_dim, cfg.num_heads, cfg.ff_size, cfg.dropout,
+                                             cfg.num_layers)
+        self.cond_emb = nn.Linear(cfg.cond_dim, cfg.latent_dim)
 
     def check_cond(self, cond: torch.Tensor) -> None:
         """Raise a ValueError unless cond is (B, cond_dim) floating point."""

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass
+
+from models.common.config import DictConfig
 
 
 @dataclass
-class TransformerConfig:
+class TransformerConfig(DictConfig):
     code_dim: int = 512           # RVQ code size (token embedding width)
     latent_dim: int = 384
     ff_size: int = 1024
@@ -33,15 +34,3 @@ class TransformerConfig:
         for name in ("dropout", "cond_drop_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"TransformerConfig.{name} must be in [0, 1], got {getattr(self, name)}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TransformerConfig:
-        """Build from a dict; unknown keys raise a ValueError."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown TransformerConfig keys: {unknown}")
-        return cls(**d)

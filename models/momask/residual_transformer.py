@@ -41,9 +41,7 @@ class ResidualTransformer(CondTransformerBase):
         if cfg.shared_codebook:
             raise ValueError("ResidualTransformer with shared_codebook=True is not supported "
                              "(the official variant does not store its tables in the state_dict)")
-        super().__init__(cfg.code_dim, cfg.latent_dim, cfg.ff_size, cfg.num_layers, cfg.num_heads,
-                         cfg.dropout, cfg.cond_dim, cfg.cond_drop_prob)
-        self.cfg = cfg
+        super().__init__(cfg)
         q, k, d = cfg.num_quantizers, cfg.num_tokens + 1, cfg.code_dim
         self.num_tokens, self.num_quantizers = cfg.num_tokens, q
         self.pad_id = cfg.num_tokens

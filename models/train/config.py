@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from models.common.config import DictConfig
 
 STAGES = ("vq", "mask", "res", "bamm", "length", "evaluator")
 SCHEDULES = ("multistep", "cosine", "constant")
@@ -13,7 +15,7 @@ CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "train"
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(DictConfig):
     stage: str
     size: str = "small"                  # preset of models/presets.py (ignored by length/evaluator)
     model: dict[str, Any] = field(default_factory=dict)  # extra overrides of the model config
@@ -76,14 +78,6 @@ class TrainConfig:
         d = asdict(self)
         d["betas"] = list(self.betas)
         return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        """Build from a dict; unknown keys raise a ValueError."""
-        unknown = sorted(set(d) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown TrainConfig keys: {unknown}")
-        return cls(**d)
 
 
 def load_config(stage: str, path: str | Path | None = None, **overrides: Any) -> TrainConfig:

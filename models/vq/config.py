@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass
+
+from models.common.config import DictConfig
 
 ACTIVATIONS = ("relu", "silu", "gelu")
 
 
 @dataclass
-class VQConfig:
+class VQConfig(DictConfig):
     dim_pose: int = 263                 # feature size D (263 HumanML3D, 251 KIT)
     nb_code: int = 512                  # codes per quantizer layer
     code_dim: int = 512                 # code vector size (= output_emb_width)
@@ -50,15 +51,3 @@ class VQConfig:
     def unit_length(self) -> int:
         """Frames per token (temporal down-sampling factor), 4 for the official model."""
         return self.stride_t ** self.down_t
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> VQConfig:
-        """Build from a dict; unknown keys raise a ValueError."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown VQConfig keys: {unknown}")
-        return cls(**d)
