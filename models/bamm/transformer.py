@@ -198,9 +198,7 @@ class BAMMTransformer(CondTransformerBase):
         CE on every position <= len, per-sample mean then batch mean; accuracy pooled over those positions.
         Dropout uses the global RNG; everything else is drawn from `generator`.
         """
-        self.check_cond(cond)
-        if ids.dim() != 2 or ids.shape[0] != cond.shape[0] or ids.is_floating_point():
-            raise ValueError(f"ids must be an integer tensor (B, L) matching cond, got {tuple(ids.shape)}")
+        self.check_ids_and_cond(ids, cond)
         b, n = ids.shape
         dev = ids.device
         lens = check_token_lens(token_lens, b, n).to(dev)

@@ -72,6 +72,13 @@ class CondTransformerBase(nn.Module):
             raise ValueError(f"cond must be a float tensor of shape (B, {want}), got {tuple(cond.shape)} "
                              f"{cond.dtype}")
 
+    def check_ids_and_cond(self, ids: torch.Tensor, cond: torch.Tensor, name: str = "ids") -> None:
+        """Raise a ValueError unless cond passes `check_cond` and `ids` (called `name` in the message)
+        is an integer (B, L) tensor with cond's batch size."""
+        self.check_cond(cond)
+        if ids.dim() != 2 or ids.shape[0] != cond.shape[0] or ids.is_floating_point():
+            raise ValueError(f"{name} must be an integer tensor (B, L) matching cond, got {tuple(ids.shape)}")
+
     def cond_token(self, cond: torch.Tensor, force_mask: bool = False,
                    generator: Generators = None) -> torch.Tensor:
         """(B, cond_dim) -> (1, B, latent) condition token; dropped per cond_drop_prob in training."""

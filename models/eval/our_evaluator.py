@@ -20,8 +20,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from models.eval.protocol import check_motion_batch
-from models.eval.t2m_evaluator import MotionEncoderBiGRUCo, MovementConvEncoder, init_weights
+from models.eval.t2m_evaluator import (
+    CoEmbeddingEvaluator,
+    MotionEncoderBiGRUCo,
+    MovementConvEncoder,
+    init_weights,
+)
 from models.io.tensors import load_state_dict_strict
 
 FORMAT = "hmu-evaluator"
@@ -90,7 +94,7 @@ class TextProjection(nn.Module):
         return self.net(x)
 
 
-class OurEvaluator(nn.Module):
+class OurEvaluator(CoEmbeddingEvaluator):
     """Co-embedding evaluator. `text_encoder` (frozen, not part of the state_dict) turns captions
     into sentence features; without it, `text_embeddings` accepts only pre-computed features."""
 
@@ -107,20 +111,8 @@ class OurEvaluator(nn.Module):
         self.text_proj = TextProjection(cfg)
 
     @property
-    def dim_pose(self) -> int:
-        return self.cfg.dim_pose
-
-    @property
-    def unit_length(self) -> int:
-        return self.cfg.unit_length
-
-    @property
     def embed_dim(self) -> int:
         return self.cfg.embed_dim
-
-    @property
-    def device(self) -> torch.device:
-        return self.motion_encoder.hidden.device
 
     def _sphere(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(x, dim=-1) * self.cfg.embed_scale
@@ -143,10 +135,7 @@ class OurEvaluator(nn.Module):
 
     def embed_motion(self, motions: torch.Tensor, m_lens) -> torch.Tensor:
         """(B, T, dim_pose) normalised, m_lens (B,) frames -> (B, embed_dim), with gradients."""
-        m_lens = check_motion_batch(motions, m_lens, self.cfg.dim_pose, self.cfg.unit_length)
-        x = motions.to(self.device, torch.float32)[..., : self.cfg.dim_pose - self.cfg.n_contacts]
-        movements = self.movement_encoder(x)  # (B, T/4, movement_latent)
-        return self._sphere(self.motion_encoder(movements, m_lens // self.cfg.unit_length))
+        return self._sphere(self.encode_motion(motions, m_lens))
 
     def forward(self, texts, motions, m_lens) -> tuple[torch.Tensor, torch.Tensor]:
         return self.embed_text(texts), self.embed_motion(motions, m_lens)

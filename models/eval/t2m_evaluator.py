@@ -130,12 +130,37 @@ class TextEncoderBiGRUCo(BiGRUCo):
         return self.encode(word_embs + self.pos_emb(pos_ohot), sent_len)
 
 
+class CoEmbeddingEvaluator(nn.Module):
+    """The motion side both evaluators share. Subclasses set `cfg` (with dim_pose, n_contacts and
+    unit_length), `movement_encoder` and `motion_encoder`."""
+
+    @property
+    def dim_pose(self) -> int:
+        return self.cfg.dim_pose
+
+    @property
+    def unit_length(self) -> int:
+        return self.cfg.unit_length
+
+    @property
+    def device(self) -> torch.device:
+        return self.motion_encoder.hidden.device
+
+    def encode_motion(self, motions: torch.Tensor, m_lens) -> torch.Tensor:
+        """(B, T, dim_pose) normalised, m_lens (B,) frames -> motion encoder output (B, E), input order
+        (foot contacts dropped, lengths in movement steps)."""
+        m_lens = check_motion_batch(motions, m_lens, self.cfg.dim_pose, self.cfg.unit_length)
+        x = motions.to(self.device, torch.float32)[..., : self.cfg.dim_pose - self.cfg.n_contacts]
+        movements = self.movement_encoder(x)  # (B, T/4, movement latent)
+        return self.motion_encoder(movements, m_lens // self.cfg.unit_length)
+
+
 def momask_order(m_lens) -> np.ndarray:
     """MoMask's batch permutation: `np.argsort(m_lens)[::-1]` (descending; numpy's tie order)."""
     return np.argsort(np.asarray(m_lens).tolist())[::-1].copy()
 
 
-class T2MEvaluator(nn.Module):
+class T2MEvaluator(CoEmbeddingEvaluator):
     """Official evaluator networks (+ optional GloVe vectorizer for `text_embeddings`)."""
 
     def __init__(self, cfg: T2MEvaluatorConfig | None = None, vectorizer: WordVectorizer | None = None):
@@ -156,30 +181,12 @@ class T2MEvaluator(nn.Module):
             cfg.dim_word, cfg.dim_pos_ohot, cfg.dim_text_hidden, cfg.dim_coemb_hidden
         )
 
-    # Evaluator protocol attributes
-    @property
-    def dim_pose(self) -> int:
-        return self.cfg.dim_pose
-
-    @property
-    def unit_length(self) -> int:
-        return self.cfg.unit_length
-
+    # Evaluator protocol attributes (dim_pose, unit_length, device: CoEmbeddingEvaluator)
     @property
     def embed_dim(self) -> int:
         return self.cfg.dim_coemb_hidden
 
-    @property
-    def device(self) -> torch.device:
-        return self.motion_encoder.hidden.device
-
-    # ---- raw encoders (input order) ---------------------------------------------------------
-
-    def encode_motion(self, motions: torch.Tensor, m_lens) -> torch.Tensor:
-        """(B, T, dim_pose) normalised, m_lens (B,) frames -> (B, 512), input order."""
-        m_lens = check_motion_batch(motions, m_lens, self.cfg.dim_pose, self.cfg.unit_length)
-        x = motions.to(self.device, torch.float32)[..., : self.cfg.dim_pose - self.cfg.n_contacts]
-        return self.motion_encoder(self.movement_encoder(x), m_lens // self.cfg.unit_length)
+    # ---- raw encoders (input order; encode_motion: CoEmbeddingEvaluator) ----------------------
 
     def encode_text(self, word_embs, pos_ohot, sent_len) -> torch.Tensor:
         """word_embs (B, L, 300), pos_ohot (B, L, 15), sent_len (B,) -> (B, 512), input order."""

@@ -93,9 +93,7 @@ class MaskTransformer(CondTransformerBase):
         ids (B, L) source tokens; edit_mask (B, L) bool (True = regenerate); None = mask-free mode
         (a fixed 16 % of the valid tokens is re-masked each step). -> ids (B, L), -1 at pads.
         """
-        self.check_cond(cond)
-        if ids.dim() != 2 or ids.shape[0] != cond.shape[0] or ids.is_floating_point():
-            raise ValueError(f"ids must be an integer tensor (B, L) matching cond, got {tuple(ids.shape)}")
+        self.check_ids_and_cond(ids, cond)
         token_lens = check_token_lens(token_lens, ids.shape[0], ids.shape[1]).to(ids.device)
         pad = ~lengths_to_mask(token_lens, ids.shape[1])
         if edit_mask is None:
@@ -146,9 +144,7 @@ class MaskTransformer(CondTransformerBase):
         positions 10 % get a random code, 88 % of the rest mask_id, the others stay unchanged.
         Dropout uses the global RNG; everything else is drawn from `generator`.
         """
-        self.check_cond(cond)
-        if ids.dim() != 2 or ids.shape[0] != cond.shape[0] or ids.is_floating_point():
-            raise ValueError(f"ids must be an integer tensor (B, L) matching cond, got {tuple(ids.shape)}")
+        self.check_ids_and_cond(ids, cond)
         b, n = ids.shape
         dev = ids.device
         valid = lengths_to_mask(check_token_lens(token_lens, b, n).to(dev), n)

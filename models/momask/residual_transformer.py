@@ -119,10 +119,7 @@ class ResidualTransformer(CondTransformerBase):
                  generator: Generators = None) -> torch.Tensor:
         """Layer-by-layer Gumbel sampling (momask-inference.md §4): base_ids (B, L) (-1 allowed at pads)
         -> ids (B, L, 1 + num_res_layers) (all Q layers when -1), -1 at pads and where pad was sampled."""
-        self.check_cond(cond)
-        if base_ids.dim() != 2 or base_ids.shape[0] != cond.shape[0] or base_ids.is_floating_point():
-            raise ValueError(f"base_ids must be an integer tensor (B, L) matching cond, "
-                             f"got {tuple(base_ids.shape)}")
+        self.check_ids_and_cond(base_ids, cond, "base_ids")
         if num_res_layers == -1:
             num_res_layers = self.num_quantizers - 1
         if not 0 <= num_res_layers <= self.num_quantizers - 1:

@@ -222,14 +222,20 @@ def text_motion_data(data_dir: str | Path, split: str, normalizer: Normalizer, c
     return ds
 
 
-def _token_setup(data_dir, out_dir, cfg, opts, vq_dir):
-    device = _device(opts.device)
-    vq, normalizer = load_vq(vq_dir or Path(out_dir) / STAGE_DIRS["vq"], device)
+def _datasets(data_dir, out_dir, cfg, opts, normalizer, vq=None):
+    """The text encoder and the train / val TextMotionDatasets (with cached codes of `vq` if given)."""
     encoder = _text_encoder(cfg, opts)
     cache = Path(out_dir) / "cache"
     train = text_motion_data(data_dir, "train", normalizer, cfg, opts, cache, encoder, vq)
     val = text_motion_data(data_dir, "val", normalizer, cfg, opts, cache, encoder, vq)
-    return device, vq, encoder, train, val
+    return encoder, train, val
+
+
+def _token_setup(data_dir, out_dir, cfg, opts, vq_dir):
+    """(device, vq, encoder, train, val) for the token transformers: the trained VQ and its codes."""
+    device = _device(opts.device)
+    vq, normalizer = load_vq(vq_dir or Path(out_dir) / STAGE_DIRS["vq"], device)
+    return (device, vq, *_datasets(data_dir, out_dir, cfg, opts, normalizer, vq))
 
 
 def transformer_config(cfg: TrainConfig, vq, cond_dim: int, **extra: Any):
@@ -278,21 +284,33 @@ def _train_tokens(stage: str, model: torch.nn.Module, loss_fn, data_dir, out_dir
 
 
 # ------------------------------------------------------------------------------------ transformers
+def _layer0_loss(model, batch, gen):
+    """Loss of a base-layer transformer (MoMask mask, BAMM) on RVQ layer 0."""
+    return model.loss(batch["ids"][..., 0], batch["cond"], batch["token_lens"], generator=gen)
+
+
+def _residual_loss(model, batch, gen):
+    """Loss of the residual transformer on all RVQ layers."""
+    return model.loss(batch["ids"], batch["cond"], batch["token_lens"], generator=gen)
+
+
+def _train_transformer(stage: str, model_cls, loss_fn, data_dir, out_dir, cfg: TrainConfig | None,
+                       opts: RunOptions | None, vq_dir, **config_extra: Any) -> StageResult:
+    """Token data + `model_cls(transformer_config(..., **config_extra))`, trained by `_train_tokens`."""
+    cfg = cfg or load_config(stage)
+    opts = opts or RunOptions()
+    device, vq, encoder, train, val = _token_setup(data_dir, out_dir, cfg, opts, vq_dir)
+    torch.manual_seed(cfg.seed)
+    model = model_cls(transformer_config(cfg, vq, encoder.dim, **config_extra)).to(device)
+    return _train_tokens(stage, model, loss_fn, data_dir, out_dir, cfg, opts, train, val, device)
+
+
 def train_mask(data_dir, out_dir, cfg: TrainConfig | None = None, opts: RunOptions | None = None,
                vq_dir: str | Path | None = None) -> StageResult:
     """MoMask base masked transformer on cached layer-0 codes; best = lowest val loss."""
     from models.momask import MaskTransformer
 
-    cfg = cfg or load_config("mask")
-    opts = opts or RunOptions()
-    device, vq, encoder, train, val = _token_setup(data_dir, out_dir, cfg, opts, vq_dir)
-    torch.manual_seed(cfg.seed)
-    model = MaskTransformer(transformer_config(cfg, vq, encoder.dim)).to(device)
-
-    def loss_fn(m, b, gen):
-        return m.loss(b["ids"][..., 0], b["cond"], b["token_lens"], generator=gen)
-
-    return _train_tokens("mask", model, loss_fn, data_dir, out_dir, cfg, opts, train, val, device)
+    return _train_transformer("mask", MaskTransformer, _layer0_loss, data_dir, out_dir, cfg, opts, vq_dir)
 
 
 def train_residual(data_dir, out_dir, cfg: TrainConfig | None = None, opts: RunOptions | None = None,
@@ -300,17 +318,8 @@ def train_residual(data_dir, out_dir, cfg: TrainConfig | None = None, opts: RunO
     """MoMask residual transformer (layers 1..Q-1) on cached codes; best = lowest val loss."""
     from models.momask import ResidualTransformer
 
-    cfg = cfg or load_config("res")
-    opts = opts or RunOptions()
-    device, vq, encoder, train, val = _token_setup(data_dir, out_dir, cfg, opts, vq_dir)
-    torch.manual_seed(cfg.seed)
-    model = ResidualTransformer(transformer_config(cfg, vq, encoder.dim, cond_drop_prob=0.2,
-                                                   share_weight=True)).to(device)
-
-    def loss_fn(m, b, gen):
-        return m.loss(b["ids"], b["cond"], b["token_lens"], generator=gen)
-
-    return _train_tokens("res", model, loss_fn, data_dir, out_dir, cfg, opts, train, val, device)
+    return _train_transformer("res", ResidualTransformer, _residual_loss, data_dir, out_dir, cfg, opts, vq_dir,
+                              cond_drop_prob=0.2, share_weight=True)
 
 
 def train_bamm(data_dir, out_dir, cfg: TrainConfig | None = None, opts: RunOptions | None = None,
@@ -318,25 +327,15 @@ def train_bamm(data_dir, out_dir, cfg: TrainConfig | None = None, opts: RunOptio
     """BAMM base transformer on cached layer-0 codes; best = lowest val loss."""
     from models.bamm import BAMMTransformer
 
-    cfg = cfg or load_config("bamm")
-    opts = opts or RunOptions()
-    device, vq, encoder, train, val = _token_setup(data_dir, out_dir, cfg, opts, vq_dir)
-    torch.manual_seed(cfg.seed)
-    model = BAMMTransformer(transformer_config(cfg, vq, encoder.dim)).to(device)
-
-    def loss_fn(m, b, gen):
-        return m.loss(b["ids"][..., 0], b["cond"], b["token_lens"], generator=gen)
-
-    return _train_tokens("bamm", model, loss_fn, data_dir, out_dir, cfg, opts, train, val, device)
+    return _train_transformer("bamm", BAMMTransformer, _layer0_loss, data_dir, out_dir, cfg, opts, vq_dir)
 
 
 # ------------------------------------------------------------------------------------ length, evaluator
-def _text_setup(data_dir, out_dir, cfg, opts, normalizer):
-    encoder = _text_encoder(cfg, opts)
-    cache = Path(out_dir) / "cache"
-    train = text_motion_data(data_dir, "train", normalizer, cfg, opts, cache, encoder)
-    val = text_motion_data(data_dir, "val", normalizer, cfg, opts, cache, encoder)
-    return encoder, train, val
+def _text_setup(data_dir, out_dir, cfg, opts, vq_dir):
+    """(device, normalizer, encoder, train, val) for the length estimator and the evaluator."""
+    device = _device(opts.device)
+    normalizer = _vq_normalizer(data_dir, out_dir, cfg, vq_dir)
+    return (device, normalizer, *_datasets(data_dir, out_dir, cfg, opts, normalizer))
 
 
 def _vq_normalizer(data_dir, out_dir, cfg, vq_dir) -> Normalizer:
@@ -354,9 +353,7 @@ def train_length_estimator(data_dir, out_dir, cfg: TrainConfig | None = None, op
 
     cfg = cfg or load_config("length")
     opts = opts or RunOptions()
-    device = _device(opts.device)
-    normalizer = _vq_normalizer(data_dir, out_dir, cfg, vq_dir)
-    encoder, train, val = _text_setup(data_dir, out_dir, cfg, opts, normalizer)
+    device, _, encoder, train, val = _text_setup(data_dir, out_dir, cfg, opts, vq_dir)
     torch.manual_seed(cfg.seed)
     model = LengthEstimator(encoder.dim, int(cfg.model.get("num_classes", 50))).to(device)
     stage_dir = Path(out_dir) / STAGE_DIRS["length"]
@@ -395,9 +392,7 @@ def train_evaluator(data_dir, out_dir, cfg: TrainConfig | None = None, opts: Run
 
     cfg = cfg or load_config("evaluator")
     opts = opts or RunOptions()
-    device = _device(opts.device)
-    normalizer = _vq_normalizer(data_dir, out_dir, cfg, vq_dir)
-    encoder, train, val = _text_setup(data_dir, out_dir, cfg, opts, normalizer)
+    device, normalizer, encoder, train, val = _text_setup(data_dir, out_dir, cfg, opts, vq_dir)
     torch.manual_seed(cfg.seed)
     ecfg = OurEvaluatorConfig(**{"dim_pose": normalizer.dim, "text_dim": encoder.dim, **cfg.model})
     model = OurEvaluator(ecfg).to(device)
