@@ -291,3 +291,17 @@ def test_compose_and_prometheus_files():
     dockerfile = (REPO_ROOT / "Dockerfile.gpu").read_text()
     assert "nvidia/cuda" in dockerfile and "download.pytorch.org/whl/cu" in dockerfile
     assert os.path.basename(services["worker"]["build"]["dockerfile"]) == "Dockerfile.gpu"
+
+
+def test_docker_compose_config_validates():
+    """`docker compose config` (or the standalone docker-compose that .ci/run installs) accepts the file."""
+    import shutil
+    import subprocess
+
+    if shutil.which("docker-compose"):
+        command = ["docker-compose", "-f", "docker-compose.yml", "config", "-q"]
+    else:
+        command = ["docker", "compose", "-f", "docker-compose.yml", "config", "-q"]
+    assert shutil.which(command[0]), "install docker-compose (Debian package) or the docker compose plugin"
+    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
