@@ -169,3 +169,13 @@ def test_cli_reports_bad_output_suffix(tmp_path, momask, capsys) -> None:
     code = hmu_main(["generate", "--model", str(model), "--text", "walk", "--length", "40",
                      "--out", str(tmp_path / "m.txt")])
     assert code == 2 and ".npy or .json" in capsys.readouterr().err
+
+
+def test_native_save_is_byte_identical(tmp_path, momask) -> None:
+    """Same weights -> same bytes, so manifest hashes identify content (safetensors metadata order is not
+    stable across saves when a file carries several metadata keys)."""
+    for attempt in range(4):
+        momask.save_pretrained(tmp_path / f"m{attempt}")
+    for name in ("vq", "base", "residual", "length_estimator", "stats"):
+        blobs = {(tmp_path / f"m{a}" / f"{name}.safetensors").read_bytes() for a in range(4)}
+        assert len(blobs) == 1, name

@@ -137,7 +137,7 @@ def save_pipeline(pipeline: MotionPipeline, out: Path, card: str | None = None, 
     out.mkdir(parents=True, exist_ok=True)
     for name, module in pipeline.modules().items():
         save_file(_stored_state(module, STORAGE_DTYPES[dtype]), str(out / f"{name}.safetensors"),
-                  metadata={"component": name, "dtype": dtype})
+                  metadata={"component": name})  # one key: safetensors orders several keys at random
     stats = {"mean": pipeline.mean.cpu().contiguous(), "std": pipeline.std.cpu().contiguous()}
     save_file(stats, str(out / "stats.safetensors"), metadata={"component": "stats"})
     config = {**pipeline_config(pipeline), "storage_dtype": dtype}
