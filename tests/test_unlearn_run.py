@@ -87,7 +87,10 @@ def test_lcr_public_bundle_excludes_overlay_and_restores_bit_exactly(parent_dir,
         restore_overlay(other, out / "private" / "lcr_overlay.safetensors")
 
 
-def test_errors_name_the_problem(parent_dir, data, tmp_path) -> None:
+def test_errors_name_the_problem(parent_dir, data, tmp_path, monkeypatch) -> None:
+    # no dataset to fall back on, whatever this checkout holds (data/default) or the environment says
+    monkeypatch.delenv("HMU_UNLEARN_DATA_DIR", raising=False)
+    monkeypatch.setattr("models.unlearn.run.DEFAULT_DATA_DIR", tmp_path / "no-data")
     with pytest.raises(ValueError, match=r"unknown lcr parameters \['kk'\]"):
         run_unlearning(parent_dir, "lcr", "violence", {"kk": 3}, tmp_path / "a", data_dir=data)
     with pytest.raises(ValueError, match="unknown unlearning method"):
