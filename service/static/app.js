@@ -191,6 +191,9 @@ function togglePlay() {
   if (player.playing) {
     player.pausedAt = currentTime(now);
     player.playing = false;
+    // draw the paused frame now: a frame already requested would otherwise change the picture after the pause
+    if (player.raf) cancelAnimationFrame(player.raf);
+    tick(now);
   } else {
     player.start = now - player.pausedAt * 1000;
     player.playing = true;
