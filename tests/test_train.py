@@ -292,3 +292,19 @@ def test_cli_default_writes_loadable_bundles(data, tmp_path, capsys):
     emb = evaluator.motion_embeddings(torch.zeros(2, 40, 263), torch.tensor([40, 36]))
     assert emb.shape == (2, 16)
     assert (out / "evaluator" / "stats.safetensors").is_file()
+
+    # `train momask` retrains the transformers on (here) the same folder with the run's VQ: same tokeniser
+    retrained = tmp_path / "retrained"
+    assert main(["train", "momask", "--data", str(data), "--out", str(retrained), "--config", str(config_dir)]) != 0
+    assert "needs --vq" in capsys.readouterr().err
+    code = main(["train", "momask", "--data", str(data), "--out", str(retrained), "--vq", str(out / "vq"),
+                 "--config", str(config_dir), "--no-progress"])
+    assert code == 0 and set(json.loads(capsys.readouterr().out)) == {"momask-tiny"}
+    full, again = (MotionPipeline.from_pretrained(p / "momask-tiny") for p in (out, retrained))
+    for a, b in zip(full.vq.state_dict().values(), again.vq.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert torch.equal(full.mean, again.mean) and torch.equal(full.std, again.std)
+    assert again.length_estimator is not None
+    assert not (retrained / "bamm-tiny").exists() and not (retrained / "vq").exists()
+    assert "trained before" in (retrained / "momask-tiny" / "MODEL_CARD.md").read_text()
+    assert json.loads((retrained / "momask-tiny" / "manifest.json").read_text())["vq_dir"] == str(out / "vq")

@@ -77,21 +77,34 @@ class BAMMTransformer(CondTransformerBase):
 
     # --------------------------------------------------------------- generation
     def _autoregress(self, ids: torch.Tensor, cond: torch.Tensor, cond_idx: torch.Tensor | None,
-                     cond_scale: float, allow_end: bool, generator: Generators, steps: int,
-                     force_mask: bool = False) -> torch.Tensor:
-        """Official `gen_one`: for k = 0..steps-1 sample token k from the guided logits at sequence
+                     cond_scale: float, allow_end: bool, generator: Generators,
+                     active_until: torch.Tensor | None, force_mask: bool = False) -> torch.Tensor:
+        """Official `gen_one`: for k = 0, 1, ... sample token k from the guided logits at sequence
         position k and write it into ids[:, k] (every position, condition positions included).
+
+        active_until (B,): row b samples tokens k < active_until[b] only (later slots of a row are never
+        read: they lie after its end token). None (length prediction): a row samples until it draws the end
+        class. A row draws exactly one uniform per token it samples, so its result does not depend on its
+        batch neighbours, and the loop stops at the last active row instead of running all 49 slots.
 
         Without token conditions the mask is causal, so position k only depends on the text and ids[:, :k]:
         the forward then runs on that prefix (same result as the full sequence, fewer FLOPs).
         """
         ids = ids.clone()
+        steps = ids.shape[1] - 1 if active_until is None else int(active_until.max())
+        ended = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
         for k in range(steps):
+            active = ~ended if active_until is None else active_until > k   # (B,)
+            if not bool(active.any()):
+                break
             x = ids[:, :k] if cond_idx is None else ids
             logits = self.forward_with_cond_scale(x, cond, cond_idx, cond_scale, force_mask)[:, k]  # (B, K+1)
             if not allow_end:
                 logits = logits[:, :self.end_id]
-            ids[:, k] = categorical_sample(logits, 1.0, generator)
+            drawn = categorical_sample(logits.unsqueeze(1), 1.0, generator, active.long()).squeeze(1)
+            ids[:, k] = torch.where(active, drawn, ids[:, k])
+            if active_until is None:
+                ended |= active & (drawn >= self.end_id)
         return ids
 
     def _predicted_lengths(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -110,13 +123,15 @@ class BAMMTransformer(CondTransformerBase):
         """Two-pass BAMM generation (bamm-differences.md §5) -> (ids (B, max(lens)) with -1 from each
         row's length on, token lengths (B,)).
 
-        Pass 1: left-to-right draft of the 49 slots with CFG scale `cond_scale`; if token_lens is None the
+        Pass 1: left-to-right draft (up to 49 slots) with CFG scale `cond_scale`; if token_lens is None the
         end class is allowed and the length is where the first end token appears (>= 1), else the end
-        class is dropped and token_lens (each in 1..49) is used.
+        class is dropped and token_lens (each in 1..49) is used. Each row stops at its own end: slots after
+        it are never read, so they are not sampled (the official loop always runs 49 steps).
         Pass 2: n = max(1, round(len / 2)) of the len valid positions are re-sampled left to right with
         scale `second_pass_scale` (official: 3); the other valid positions and the end token are
         conditions (seen bidirectionally) and are restored at the end. As in the official code, every
-        slot is re-sampled and written during the pass, condition slots included, before that restore.
+        slot before the row's end is re-sampled and written during the pass, condition slots included,
+        before that restore.
 
         Which positions pass 2 re-samples: officially the unstable tie order of argsort over equal scores
         (implementation- and device-defined). Here: a uniformly random subset of size n, drawn from
@@ -134,7 +149,7 @@ class BAMMTransformer(CondTransformerBase):
             token_lens = check_token_lens(token_lens, b, n).to(dev)
 
         ids = torch.full((b, n + 1), self.pad_id, dtype=torch.long, device=dev)
-        ids = self._autoregress(ids, cond, None, cond_scale, predict_len, generator, n)
+        ids = self._autoregress(ids, cond, None, cond_scale, predict_len, generator, token_lens)
         if predict_len:
             ids, token_lens = self._predicted_lengths(ids)
 
@@ -149,9 +164,12 @@ class BAMMTransformer(CondTransformerBase):
         resample = lowest_k_mask(scores, num_masked(0.5, token_lens))
         keep = (valid & ~resample) | (pos == lens)
         cond_idx = torch.where(keep, ids, self.pad_id)
-        ids = self._autoregress(ids, cond, cond_idx, second_pass_scale, False, generator, n)
-        ids = torch.where(keep, cond_idx, ids)
-        return torch.where(valid, ids, -1)[:, : int(token_lens.max())], token_lens
+        # slots after a row's end token are pads, which no valid position attends to: pass 2 runs on the
+        # first max(len) + 1 slots only (the longest row's end token included)
+        m = int(token_lens.max()) + 1
+        ids = self._autoregress(ids[:, :m], cond, cond_idx[:, :m], second_pass_scale, False, generator, token_lens)
+        ids = torch.where(keep[:, :m], cond_idx[:, :m], ids)
+        return torch.where(valid[:, :m], ids, -1)[:, : m - 1], token_lens
 
     @eval_mode
     def edit(self, cond_tokens: torch.Tensor, cond: torch.Tensor | None = None, cond_scale: float = 3.0,

@@ -166,16 +166,10 @@ def load_implicit_prompts(path: str | Path) -> list[ImplicitPrompt]:
         if not isinstance(entries, list):
             raise ValueError(f"{path}: expected a list of {{id, prompt}} objects or an {{id: prompt}} object")
         for e in entries:
-            if (
-                not isinstance(e, dict)
-                or not isinstance(e.get("id"), str)
-                or not isinstance(e.get("prompt"), str)
-            ):
+            if not isinstance(e, dict) or not isinstance(e.get("id"), str) or not isinstance(e.get("prompt"), str):
                 raise ValueError(f"{path}: bad entry {e!r} (needs string 'id' and 'prompt')")
             tokens = e.get("tokens")
-            rows.append(
-                ImplicitPrompt(e["id"], e["prompt"], tokens.split() if isinstance(tokens, str) else tokens)
-            )
+            rows.append(ImplicitPrompt(e["id"], e["prompt"], tokens.split() if isinstance(tokens, str) else tokens))
     else:
         for n, line in enumerate(text.splitlines(), 1):
             if not line.strip() or line.lstrip().startswith("#"):
@@ -288,9 +282,7 @@ class EvalSpace:
             raise ValueError(f"evaluator kind must be 'ours' or 'official', got {kind!r}")
         mean, std = np.asarray(mean, np.float32).reshape(-1), np.asarray(std, np.float32).reshape(-1)
         if mean.shape != (evaluator.dim_pose,) or std.shape != (evaluator.dim_pose,):
-            raise ValueError(
-                f"evaluator statistics must be ({evaluator.dim_pose},), got {mean.shape}, {std.shape}"
-            )
+            raise ValueError(f"evaluator statistics must be ({evaluator.dim_pose},), got {mean.shape}, {std.shape}")
         if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()):
             raise ValueError("evaluator statistics must be finite with a positive std")
         self.evaluator, self.mean, self.std, self.kind, self.name = evaluator, mean, std, kind, name
@@ -365,9 +357,7 @@ class PipelineSource:
         return self.pipeline.kind
 
     def generate_batch(self, batch: PassBatch, seeds: Sequence[int]) -> list[np.ndarray]:
-        out = self.pipeline.generate(
-            batch.captions, lengths=batch.lengths, seeds=list(seeds), **self.sampling
-        )
+        out = self.pipeline.generate(batch.captions, lengths=batch.lengths, seeds=list(seeds), **self.sampling)
         feats = [o.features for o in out]
         for f, m in zip(feats, batch.lengths, strict=True):
             if f.shape[0] != m:
@@ -405,9 +395,7 @@ class PassReference:
     bounds: list[tuple[int, int]] = field(default_factory=list)
 
     @classmethod
-    def build(
-        cls, space: EvalSpace, batches: list[PassBatch], concept: Concept | None = None
-    ) -> PassReference:
+    def build(cls, space: EvalSpace, batches: list[PassBatch], concept: Concept | None = None) -> PassReference:
         caps = [c for b in batches for c in b.captions]
         toks = [t for b in batches for t in b.tokens]
         text_emb = space.text_embeddings(caps, toks)
@@ -457,26 +445,55 @@ def generate_pass(
     mm_batches: int = 0,
     mm_repeats: int = 30,
     on_batch: Callable[[int], None] | None = None,
+    chunk_size: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, list[np.ndarray]]:
     """Generate every batch of the pass -> (motion_emb (N, E), mm_emb (P, R, E) or None, raw motions).
 
     The first `mm_batches` batches are generated `mm_repeats` times (seeds shifted per repetition); the
     last repetition is the one used for the other metrics. `on_batch(rows)` reports progress.
+
+    Rows are generated in length-sorted chunks of `chunk_size` rows (default: the pass's batch size) rather
+    than in the pass's shuffled batches: every row has its own seed, so its motion does not depend on the rows
+    that share its chunk, and the transformers then run to lengths close to each row's own instead of the
+    longest row of a random batch. Results are put back in batch order.
     """
-    embs, mm, raw = [], [], []
+    jobs = [  # (batch, repetition, row)
+        (k, r, i)
+        for k, batch in enumerate(ref.batches)
+        for r in range(mm_repeats if k < mm_batches else 1)
+        for i in range(len(batch))
+    ]
+    order = sorted(range(len(jobs)), key=lambda j: (ref.batches[jobs[j][0]].lengths[jobs[j][2]], j))
+    size = chunk_size or max(len(b) for b in ref.batches)
+    generated: list[np.ndarray | None] = [None] * len(jobs)
+    for s in range(0, len(order), size):
+        picked = order[s : s + size]
+        rows = [(ref.batches[jobs[j][0]], jobs[j][1], jobs[j][2]) for j in picked]
+        seeds = [(b.seeds[i] + 7919 * r) % (2**31 - 1) for b, r, i in rows]
+        chunk = PassBatch(
+            items=[b.items[i] for b, _, i in rows],
+            captions=[b.captions[i] for b, _, i in rows],
+            tokens=[b.tokens[i] for b, _, i in rows],
+            lengths=[b.lengths[i] for b, _, i in rows],
+            motions=[b.motions[i] for b, _, i in rows],
+            seeds=seeds,
+        )
+        for j, motion in zip(picked, source.generate_batch(chunk, seeds), strict=True):
+            generated[j] = motion
+        if on_batch is not None:
+            on_batch(len(picked))
+    embs, mm, raw, start = [], [], [], 0
     for k, batch in enumerate(ref.batches):
-        reps = mm_repeats if k < mm_batches else 1
-        per_rep = []
-        for r in range(reps):
-            seeds = [(s + 7919 * r) % (2**31 - 1) for s in batch.seeds]
-            motions = source.generate_batch(batch, seeds)
-            per_rep.append(space.motion_embeddings(motions))
-            if on_batch is not None:
-                on_batch(len(batch))
+        reps, n = (mm_repeats if k < mm_batches else 1), len(batch)
+        # embedded batch by batch, exactly as the GT crops (jobs run repetition-major within a batch)
+        per_rep = np.stack(
+            [space.motion_embeddings(generated[start + r * n : start + (r + 1) * n]) for r in range(reps)]
+        )
         embs.append(per_rep[-1])
-        raw.extend(motions)
+        raw.extend(generated[start + (reps - 1) * n : start + reps * n])
         if reps > 1:
-            mm.append(np.stack(per_rep, axis=1))  # (B, R, E)
+            mm.append(per_rep.transpose(1, 0, 2))  # (B, R, E)
+        start += reps * n
     mm_emb = np.concatenate(mm) if mm else None
     return np.concatenate(embs), mm_emb, raw
 

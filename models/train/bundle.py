@@ -72,7 +72,6 @@ def train_default(data_dir: str | Path, out_dir: str | Path, config_dir: str | P
                   opts: RunOptions | None = None, command: str | None = None,
                   configs: dict[str, TrainConfig] | None = None) -> dict[str, Path]:
     """Train every stage into out_dir and write out_dir/{momask-<size>, bamm-<size>, evaluator}."""
-    from models.pipeline import MotionPipeline
     from models.text.base import load_text_encoder
 
     opts = opts or RunOptions()
@@ -85,38 +84,15 @@ def train_default(data_dir: str | Path, out_dir: str | Path, config_dir: str | P
         if len(specs) != 1:
             raise ValueError("every stage must use the same text_encoder spec")
         opts.text_encoder = load_text_encoder(configs["mask"].text_encoder, device=opts.device)
-    results: dict[str, StageResult] = {}
-    seconds: dict[str, float] = {}
-    for k, stage in enumerate(ORDER):
-        stage_opts = RunOptions(**{**opts.__dict__})
-        stage_opts.resume = opts.resume and (out_dir / STAGE_DIRS[stage] / "latest.pt").is_file()
-        if opts.max_minutes is not None:
-            left = opts.max_minutes - (time.monotonic() - t_start) / 60
-            share = BUDGET_SHARE[stage] / sum(BUDGET_SHARE[s] for s in ORDER[k:])
-            stage_opts.max_minutes = max(0.1, left * share)
-        t0 = time.monotonic()
-        results[stage] = TRAINERS[stage](data_dir, out_dir, configs[stage], stage_opts)
-        seconds[stage] = time.monotonic() - t0
-
+    results, seconds = _run_stages(ORDER, data_dir, out_dir, configs, opts, t_start)
     encoder = opts.text_encoder
-    vq_result = results["vq"]
     stats = Normalizer.from_files(out_dir / STAGE_DIRS["vq"])
     bundles = {}
     for kind, base, stages in (("momask", "mask", ["vq", "mask", "res", "length"]),
                                ("bamm", "bamm", ["vq", "bamm", "res"])):
-        pipeline = MotionPipeline(
-            kind=kind, text_encoder=encoder, vq=vq_result.model, base=results[base].model,
-            residual=results["res"].model,
-            length_estimator=results["length"].model if kind == "momask" else None,
-            mean=stats.mean, std=stats.std, dataset="t2m",
-            manifest={"method": "train", "command": command, "stages": {
-                s: {"best_iteration": results[s].fit.best_iteration, "metrics": results[s].metrics}
-                for s in stages}},
-        )
         name = f"{kind}-{configs[base].size}"
-        card = model_card(f"{name}: {kind} text-to-motion model", stages, results, configs, data_dir, command,
-                          seconds)
-        bundles[name] = pipeline.save_pretrained(out_dir / name, card=card)
+        bundles[name] = _save_bundle(kind, stages, results, results["vq"].model, stats, encoder, configs,
+                                     data_dir, out_dir / name, command, seconds)
 
     evaluator = results["evaluator"].model.cpu()
     ev_dir = out_dir / "evaluator"
@@ -130,4 +106,72 @@ def train_default(data_dir: str | Path, out_dir: str | Path, config_dir: str | P
           "statistics), so VQ-decoded motions can be embedded without re-normalising.\n", encoding="utf-8")
     bundles["evaluator"] = ev_dir
     return bundles
+
+
+def train_momask(data_dir: str | Path, out_dir: str | Path, vq_dir: str | Path, config_dir: str | Path | None = None,
+                 opts: RunOptions | None = None, command: str | None = None) -> Path:
+    """The masked, residual and length stages on `data_dir` with an already trained VQ -> OUT/momask-<size>.
+
+    For the paper's retain-only reference model: train on a dataset folder whose splits hold the retain
+    set only, with the VQ (tokeniser and normalisation) of the full model it is compared with.
+    """
+    from models.text.base import load_text_encoder
+    from models.train.loops import load_vq
+
+    opts = opts or RunOptions()
+    data_dir, out_dir, vq_dir = Path(data_dir), Path(out_dir), Path(vq_dir)
+    configs = load_stage_configs(config_dir)
+    command = command or " ".join(shlex.quote(a) for a in sys.argv)
+    t_start = time.monotonic()
+    vq, stats = load_vq(vq_dir, opts.device)
+    if opts.text_encoder is None:
+        opts.text_encoder = load_text_encoder(configs["mask"].text_encoder, device=opts.device)
+    stages = ("mask", "res", "length")
+    results, seconds = _run_stages(stages, data_dir, out_dir, configs, opts, t_start, vq_dir=vq_dir)
+    name = f"momask-{configs['mask'].size}"
+    return _save_bundle("momask", list(stages), results, vq.cpu(), stats, opts.text_encoder, configs, data_dir,
+                        out_dir / name, command, seconds, vq_dir=vq_dir)
+
+
+def _run_stages(stages: tuple[str, ...], data_dir: Path, out_dir: Path, configs: dict[str, TrainConfig],
+                opts: RunOptions, t_start: float, vq_dir: Path | None = None
+                ) -> tuple[dict[str, StageResult], dict[str, float]]:
+    """Train `stages` in order, sharing what is left of opts.max_minutes by BUDGET_SHARE."""
+    results: dict[str, StageResult] = {}
+    seconds: dict[str, float] = {}
+    for k, stage in enumerate(stages):
+        stage_opts = RunOptions(**{**opts.__dict__})
+        stage_opts.resume = opts.resume and (out_dir / STAGE_DIRS[stage] / "latest.pt").is_file()
+        if opts.max_minutes is not None:
+            left = opts.max_minutes - (time.monotonic() - t_start) / 60
+            share = BUDGET_SHARE[stage] / sum(BUDGET_SHARE[s] for s in stages[k:])
+            stage_opts.max_minutes = max(0.1, left * share)
+        kwargs = {} if stage == "vq" or vq_dir is None else {"vq_dir": vq_dir}
+        t0 = time.monotonic()
+        results[stage] = TRAINERS[stage](data_dir, out_dir, configs[stage], stage_opts, **kwargs)
+        seconds[stage] = time.monotonic() - t0
+    return results, seconds
+
+
+def _save_bundle(kind: str, stages: list[str], results: dict[str, StageResult], vq: torch.nn.Module,
+                 stats: Normalizer, encoder, configs: dict[str, TrainConfig], data_dir: Path, path: Path,
+                 command: str, seconds: dict[str, float], vq_dir: Path | None = None) -> Path:
+    """A native MoMask or BAMM bundle from trained stages, with its manifest and model card."""
+    from models.pipeline import MotionPipeline
+
+    base = "mask" if kind == "momask" else "bamm"
+    manifest = {"method": "train", "command": command, "stages": {
+        s: {"best_iteration": results[s].fit.best_iteration, "metrics": results[s].metrics} for s in stages}}
+    if vq_dir is not None:
+        manifest["vq_dir"] = str(vq_dir)
+    pipeline = MotionPipeline(
+        kind=kind, text_encoder=encoder, vq=vq, base=results[base].model, residual=results["res"].model,
+        length_estimator=results["length"].model if kind == "momask" else None,
+        mean=stats.mean, std=stats.std, dataset="t2m", manifest=manifest,
+    )
+    card = model_card(f"{path.name}: {kind} text-to-motion model", stages, results, configs, data_dir, command,
+                      seconds)
+    if vq_dir is not None:
+        card += f"\nThe VQ (tokeniser and normalisation statistics) was trained before, in `{vq_dir}`.\n"
+    return pipeline.save_pretrained(path, card=card)
 

@@ -20,8 +20,10 @@ def _positive_float(value: str) -> float:
 def register(subparsers) -> None:
     """Add the `train` command to the `hmu` parser."""
     parser = subparsers.add_parser("train", help="train the default models on a HumanML3D-format folder")
-    parser.add_argument("stage", choices=[*STAGES, "default"],
-                        help="one model, or `default` = all stages and the native bundles")
+    parser.add_argument("stage", choices=[*STAGES, "default", "momask"],
+                        help="one model; `default` = all stages and the native bundles; `momask` = mask, res and "
+                        "length with a trained VQ (--vq), written as the bundle OUT/momask-<size> (e.g. a model "
+                        "retrained on a retain set only)")
     parser.add_argument("--data", required=True, help="HumanML3D-format folder (new_joint_vecs, texts, ...)")
     parser.add_argument("--out", required=True, help="output folder (one sub-folder per stage)")
     parser.add_argument("--config", help="training config JSON (a folder of <stage>.json for `default`); "
@@ -48,7 +50,7 @@ def _command_line(args: argparse.Namespace) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from models.train.bundle import train_default
+    from models.train.bundle import train_default, train_momask
     from models.train.loops import TRAINERS, RunOptions
 
     data, out = Path(args.data), Path(args.out)
@@ -66,6 +68,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.stage == "default":
         bundles = train_default(data, out, config_dir=args.config, opts=opts, command=command)
         print(json.dumps({name: str(path) for name, path in bundles.items()}, indent=2))
+        return 0
+    if args.stage == "momask":
+        if args.vq is None:
+            raise ValueError("`hmu train momask` needs --vq (a trained VQ folder, e.g. RUN/vq)")
+        bundle = train_momask(data, out, args.vq, config_dir=args.config, opts=opts, command=command)
+        print(json.dumps({bundle.name: str(bundle)}, indent=2))
         return 0
     cfg = load_config(args.stage, args.config)
     kwargs = {} if args.stage == "vq" else {"vq_dir": args.vq}
