@@ -1,6 +1,6 @@
 """Wall time of the evaluation runner (`hmu evaluate`) on this machine.
 
-    python bench/evaluate.py --data DIR [--model A --model B] [--repeats 5] [--mm-batches 3] [--mm-repeats 30]
+    python bench/evaluate.py --data DIR [--model A --model B] [--repeats 5] [--mm-batches 1] [--mm-repeats 20]
 
 Without --model, random-weight MoMask and BAMM pipelines of `--size` (default: small, the shipped size) are
 timed; without a shipped evaluator (weights/evaluator), a random OurEvaluator of the default size with the
@@ -31,8 +31,8 @@ def main() -> None:
     parser.add_argument("--model", action="append", help="model folder (repeat); default: random pipelines")
     parser.add_argument("--size", default="small")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--mm-batches", type=int, default=3)
-    parser.add_argument("--mm-repeats", type=int, default=30)
+    parser.add_argument("--mm-batches", type=int, default=1)
+    parser.add_argument("--mm-repeats", type=int, default=20)
     parser.add_argument("--max-items", type=int)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--classifier", default="none")

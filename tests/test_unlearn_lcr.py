@@ -9,7 +9,7 @@ from models.motion.normalize import Normalizer
 from models.pipeline import MotionPipeline
 from models.unlearn.code_stats import collect_code_stats
 from models.unlearn.concepts import get_concept
-from models.unlearn.forget_retain import split_dataset
+from models.unlearn.forget_retain import split_dataset, write_retain_dataset
 from models.unlearn.lcr import (
     LCRParams,
     apply_lcr,
@@ -49,6 +49,24 @@ def test_forget_retain_split_counts_and_files(data, tmp_path) -> None:
     # The paper's substring mode also catches "hit" in "white" (SAFE[2] captions).
     paper = split_dataset(data, get_concept("violence-humanml3d", match_mode="substring"), splits=("train",))
     assert len(paper["train"].forget) > len(train.forget)
+
+
+def test_retain_dataset_links_the_data_and_lists_retain_ids_only(data, tmp_path) -> None:
+    from hmu.cli import main
+    from models.train.datasets import check_data_dir, read_split
+
+    out = tmp_path / "retain"
+    assert main(["forget-split", "--data", str(data), "--splits", "train", "test", "--out", str(tmp_path / "kw"),
+                 "--retain-data", str(out)]) == 0
+    parts = split_dataset(data, "violence", splits=("train", "val", "test"))
+    for split in ("train", "val", "test"):
+        assert (out / f"{split}.txt").read_text().split() == parts[split].retain
+    assert parts["train"].forget and not set(parts["train"].forget) & set((out / "train.txt").read_text().split())
+    assert (out / "new_joint_vecs").is_symlink() and (out / "texts").resolve() == (data / "texts").resolve()
+    assert (out / "Mean.npy").is_symlink() and not (out / "train_val.txt").exists()
+    assert read_split(check_data_dir(out), "train") == parts["train"].retain  # what `hmu train` reads
+    with pytest.raises(FileExistsError):
+        write_retain_dataset(data, "violence", out)
 
 
 def test_scores_and_top_k_selection() -> None:

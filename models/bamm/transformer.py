@@ -28,6 +28,7 @@ from models.common import (
     num_masked,
     uniform,
 )
+from models.common.kv_cache import CachedCausalEncoder
 from models.momask.config import TransformerConfig
 
 MAX_TOKENS = 49  # 196 frames // 4: BAMM always decodes 49 token slots (+ one spare slot for the end token)
@@ -52,27 +53,30 @@ class BAMMTransformer(CondTransformerBase):
 
     # ------------------------------------------------------------------ forward
     def forward_logits(self, ids: torch.Tensor, cond: torch.Tensor, cond_idx: torch.Tensor | None = None,
-                       force_mask: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
+                       force_mask: bool = False, generator: torch.Generator | None = None,
+                       at: int | None = None) -> torch.Tensor:
         """ids (B, L) in [0, K+2], cond (B, cond_dim), cond_idx (B, L) (pad_id = not a condition) or None
-        -> logits (B, L+1, K+1) over every sequence position. Training mode drops cond with cond_drop_prob."""
+        -> logits (B, L+1, K+1) over every sequence position, or (B, 1, K+1) at sequence position `at` only.
+        Training mode drops cond with cond_drop_prob."""
         b, n = ids.shape
         c = self.cond_token(cond, force_mask, generator)                               # (1, B, latent)
         h = self.position_enc(torch.cat([c, self.input_process(self.token_emb(ids))]))  # (L+1, B, latent)
         cond_pos = condition_positions(cond_idx, self.pad_id, b, n, ids.device)          # (B, L+1)
         mask = blocked_per_head(attention_allowed(cond_pos), self.num_heads)             # (B*H, L+1, L+1)
-        return self.output_process(self.seqTransEncoder(h, mask=mask))
+        h = self.seqTransEncoder(h, mask=mask)
+        return self.output_process(h if at is None else h[at:at + 1])
 
     def forward_with_cond_scale(self, ids: torch.Tensor, cond: torch.Tensor,
                                 cond_idx: torch.Tensor | None = None, cond_scale: float = 3.0,
-                                force_mask: bool = False) -> torch.Tensor:
+                                force_mask: bool = False, at: int | None = None) -> torch.Tensor:
         """Classifier-free guidance by batch doubling (conditional half first, zero-condition half second),
         l_u + s (l_c - l_u) with no s == 1 shortcut; force_mask -> unconditional logits only.
-        Meant for eval mode. -> (B, L+1, K+1)."""
+        Meant for eval mode. -> (B, L+1, K+1), or (B, 1, K+1) at sequence position `at`."""
         if force_mask:
-            return self.forward_logits(ids, cond, cond_idx, force_mask=True)
+            return self.forward_logits(ids, cond, cond_idx, force_mask=True, at=at)
         both_cond = torch.cat([cond, torch.zeros_like(cond)])
         both_idx = None if cond_idx is None else cond_idx.repeat(2, 1)
-        cond_logits, uncond_logits = self.forward_logits(ids.repeat(2, 1), both_cond, both_idx).chunk(2)
+        cond_logits, uncond_logits = self.forward_logits(ids.repeat(2, 1), both_cond, both_idx, at=at).chunk(2)
         return cfg_combine(cond_logits, uncond_logits, cond_scale)
 
     # --------------------------------------------------------------- generation
@@ -87,18 +91,23 @@ class BAMMTransformer(CondTransformerBase):
         class. A row draws exactly one uniform per token it samples, so its result does not depend on its
         batch neighbours, and the loop stops at the last active row instead of running all 49 slots.
 
-        Without token conditions the mask is causal, so position k only depends on the text and ids[:, :k]:
-        the forward then runs on that prefix (same result as the full sequence, fewer FLOPs).
+        Without token conditions (pass 1) the mask is causal: position k only depends on the text and
+        ids[:, :k], so the encoder runs one new position per step with a key/value cache
+        (`CachedCausalEncoder`; same result as the full sequence, up to float rounding).
         """
         ids = ids.clone()
         steps = ids.shape[1] - 1 if active_until is None else int(active_until.max())
         ended = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
+        step_logits = (self._cached_causal_logits(cond, cond_scale, force_mask, steps) if cond_idx is None
+                       else None)
         for k in range(steps):
             active = ~ended if active_until is None else active_until > k   # (B,)
             if not bool(active.any()):
                 break
-            x = ids[:, :k] if cond_idx is None else ids
-            logits = self.forward_with_cond_scale(x, cond, cond_idx, cond_scale, force_mask)[:, k]  # (B, K+1)
+            if step_logits is None:
+                logits = self.forward_with_cond_scale(ids, cond, cond_idx, cond_scale, force_mask, at=k)[:, 0]
+            else:
+                logits = step_logits(ids[:, k - 1] if k else None)                           # (B, K+1)
             if not allow_end:
                 logits = logits[:, :self.end_id]
             drawn = categorical_sample(logits.unsqueeze(1), 1.0, generator, active.long()).squeeze(1)
@@ -106,6 +115,26 @@ class BAMMTransformer(CondTransformerBase):
             if active_until is None:
                 ended |= active & (drawn >= self.end_id)
         return ids
+
+    def _cached_causal_logits(self, cond: torch.Tensor, cond_scale: float, force_mask: bool, steps: int):
+        """A function: previous token ids (B,) (None at the first step) -> guided logits (B, K+1) of the next
+        sequence position under the causal mask, run incrementally (CFG by batch doubling, as above)."""
+        doubled = not force_mask
+        both = torch.cat([cond, torch.zeros_like(cond)]) if doubled else cond
+        cache = CachedCausalEncoder(self.seqTransEncoder, both.shape[0], steps + 1)
+        first = self.cond_token(both, force_mask)                                    # (1, B', latent)
+
+        def next_logits(prev: torch.Tensor | None) -> torch.Tensor:
+            if prev is None:
+                x = first
+            else:
+                prev = prev.repeat(2) if doubled else prev
+                x = self.input_process(self.token_emb(prev).unsqueeze(1))           # (1, B', latent)
+            x = self.position_enc(x, offset=cache.length)
+            logits = self.output_process(cache.step(x[0]).unsqueeze(0))[:, 0]       # (B', K+1)
+            return cfg_combine(*logits.chunk(2), cond_scale) if doubled else logits
+
+        return next_logits
 
     def _predicted_lengths(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Length = index of the first id >= end_id; an end at position 0 becomes code 0 + end at 1

@@ -443,7 +443,7 @@ def generate_pass(
     space: EvalSpace,
     ref: PassReference,
     mm_batches: int = 0,
-    mm_repeats: int = 30,
+    mm_repeats: int = 20,
     on_batch: Callable[[int], None] | None = None,
     chunk_size: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, list[np.ndarray]]:

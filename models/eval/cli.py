@@ -47,9 +47,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     ev.add_argument("--glove", help="GloVe folder (our_vab_*) for the official evaluator")
     ev.add_argument("--batch-size", type=_positive_int, default=32)
-    ev.add_argument("--mm-batches", type=_nonneg_int, default=3, help="MultiModality batches (0 = off)")
     ev.add_argument(
-        "--mm-repeats", type=_positive_int, default=30, help="generations per MultiModality prompt"
+        "--mm-batches",
+        type=_nonneg_int,
+        default=1,
+        help="MultiModality batches of the retain set (0 = off; default 1, sized for CPU; the official "
+        "protocol uses 3)",
+    )
+    ev.add_argument(
+        "--mm-repeats",
+        type=_positive_int,
+        default=20,
+        help="generations per MultiModality prompt (default 20; official 30)",
     )
     ev.add_argument("--max-items", type=_positive_int, help="at most this many items per set and pass")
     ev.add_argument("--seed", type=int, default=10107)

@@ -95,6 +95,10 @@ def cmd_split(args: argparse.Namespace) -> int:
 
     concept = get_concept(args.concept, args.concepts_file or (), match_mode=args.match_mode)
     parts = split_dataset(args.data, concept, args.splits, args.out, args.min_occurrence)
+    if args.retain_data:
+        from models.unlearn.forget_retain import write_retain_dataset
+
+        write_retain_dataset(args.data, concept, args.retain_data, args.min_occurrence)
     print(json.dumps({s: p.summary() for s, p in parts.items()}))
     return 0
 
@@ -138,4 +142,9 @@ def register(subparsers) -> None:
     sp.add_argument("--splits", nargs="+", default=["train_val", "test"])
     sp.add_argument("--min-occurrence", type=int, default=1)
     sp.add_argument("--out", required=True, help="folder for {split}-w-{name}.txt / {split}-wo-{name}.txt")
+    sp.add_argument(
+        "--retain-data",
+        help="also write a dataset folder of the retain set only (links + retain train/val/test.txt), e.g. "
+        "for `hmu train momask` (the retain-only reference model)",
+    )
     sp.set_defaults(func=cmd_split)

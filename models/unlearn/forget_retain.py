@@ -8,6 +8,7 @@ paper's `grep` does, so lemma tokens count too. The official-like output files a
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -118,3 +119,31 @@ def split_dataset(
             (out / f"{s}-w-{name}.txt").write_text("".join(f"{i}\n" for i in part.forget), encoding="utf-8")
             (out / f"{s}-wo-{name}.txt").write_text("".join(f"{i}\n" for i in part.retain), encoding="utf-8")
     return result
+
+
+RETAIN_SPLITS = ("train", "val", "test")
+
+
+def write_retain_dataset(data_dir: str | Path, concept: Concept | str | dict, out_dir: str | Path,
+                         min_occurrence: int = 1) -> dict[str, ForgetRetainSplit]:
+    """A dataset folder holding the retain set only (the paper's D_r), for retraining a reference model.
+
+    Every file and folder of `data_dir` except the split lists is linked (symlinks, nothing copied);
+    train/val/test.txt list the retain ids of each split, and FORGET_SPLITS.json records the split.
+    """
+    data_dir, out = Path(data_dir).resolve(), Path(out_dir)
+    concept = get_concept(concept)
+    parts = split_dataset(data_dir, concept, RETAIN_SPLITS, None, min_occurrence)
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} exists and is not empty")
+    out.mkdir(parents=True, exist_ok=True)
+    skip = {f"{s}.txt" for s in RETAIN_SPLITS} | {"all.txt", "train_val.txt", "SHA256SUMS"}
+    for entry in sorted(data_dir.iterdir()):
+        if entry.name not in skip:
+            (out / entry.name).symlink_to(entry)
+    for s, part in parts.items():
+        (out / f"{s}.txt").write_text("".join(f"{i}\n" for i in part.retain), encoding="utf-8")
+    summary = {"source": str(data_dir), "concept": concept.to_dict(), "min_occurrence": min_occurrence,
+               "splits": {s: p.summary() for s, p in parts.items()}}
+    (out / "FORGET_SPLITS.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    return parts
