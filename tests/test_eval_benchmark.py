@@ -12,6 +12,7 @@ from models.eval.benchmark import (
     GT_ROW,
     GroundTruthSource,
     PassReference,
+    PipelineSource,
     concept_sets,
     draw_pass,
     generate_pass,
@@ -248,3 +249,26 @@ def test_implicit_prompt_files(tmp_path):
     (tmp_path / "bad.txt").write_text("no separator here\n")
     with pytest.raises(ValueError, match="expected"):
         load_implicit_prompts(tmp_path / "bad.txt")
+
+
+@pytest.mark.parametrize("kind", ["momask", "bamm"])
+def test_length_sorted_chunks_give_the_per_batch_results(data, space, tiny_models, kind):
+    """generate_pass regroups rows by length; every row keeps its own seed, so the motions, embeddings and
+    MultiModality embeddings equal generating each pass batch on its own (rows are put back in order)."""
+    path = tiny_models[0 if kind == "momask" else 1]
+    source = PipelineSource(MotionPipeline.from_pretrained(path), kind, {"timesteps": 2})
+    ref = PassReference.build(space, draw_pass(load_eval_set(data), np.random.default_rng(3), 5))
+    assert len({n for b in ref.batches for n in b.lengths}) > 1  # the chunks really reorder rows
+    emb, mm, raw = generate_pass(source, space, ref, mm_batches=1, mm_repeats=3, chunk_size=4)
+    expected = []
+    for k, batch in enumerate(ref.batches):
+        for r in range(3 if k == 0 else 1):
+            seeds = [(s + 7919 * r) % (2**31 - 1) for s in batch.seeds]
+            motions = source.generate_batch(batch, seeds)
+        expected.extend(motions)  # the last repetition, in batch order
+    assert len(raw) == len(expected)
+    for got, want in zip(raw, expected, strict=True):
+        assert np.allclose(got, want, atol=1e-4)
+    want = np.concatenate([space.motion_embeddings(expected[s:e]) for s, e in ref.bounds])
+    assert np.allclose(emb, want, atol=1e-4)
+    assert mm.shape[:2] == (len(ref.batches[0]), 3) and np.allclose(mm[:, -1], emb[: len(ref.batches[0])])
