@@ -99,12 +99,14 @@ def main() -> None:
     for path in args.models:
         pipeline = MotionPipeline.from_pretrained(path)
         t0 = time.perf_counter()
-        generated = []
-        for s in range(0, len(captions), 32):
-            motions = pipeline.generate(captions[s:s + 32], lengths=lengths[s:s + 32],
-                                        seeds=list(range(args.seed * 100000 + s, args.seed * 100000 + s + 32))[
-                                            : len(captions[s:s + 32])])
-            generated += [m.features for m in motions]
+        generated: list[np.ndarray] = [np.empty(0)] * len(captions)
+        order = sorted(range(len(captions)), key=lambda i: (lengths[i], i))  # row i keeps seed base + i
+        for s in range(0, len(order), 32):
+            rows = order[s:s + 32]
+            motions = pipeline.generate([captions[i] for i in rows], lengths=[lengths[i] for i in rows],
+                                        seeds=[args.seed * 100000 + i for i in rows])
+            for i, m in zip(rows, motions, strict=True):
+                generated[i] = m.features
         gen_emb = space.motion_embeddings(generated)
         gen_r = r_precision(text_emb, gen_emb, args.seed)
         report["models"][Path(path).name] = {
