@@ -49,7 +49,7 @@ def model_card(title: str, stages: list[str], results: dict[str, StageResult],
                configs: dict[str, TrainConfig], data_dir: Path, command: str,
                seconds: dict[str, float]) -> str:
     total = sum(seconds.values())
-    lines = [f"# {title}", "", "Trained by `hmu train default` (models/train, configs/train).", "",
+    lines = [f"# {title}", "", "Trained by `hmu train` (models/train, configs/train) with the command below.", "",
              "## Command", "", "```", command, "```", "",
              f"Wall time of all training stages: {total / 60:.1f} min (torch {torch.__version__}, "
              f"{torch.get_num_threads()} CPU threads).", "", "## Data", "",
