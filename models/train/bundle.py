@@ -18,7 +18,7 @@ from models.train.loops import STAGE_DIRS, TRAINERS, RunOptions, StageResult
 
 ORDER = ("vq", "mask", "res", "bamm", "length", "evaluator")
 # Share of a --max-minutes budget given to each stage (re-normalised over the stages still to run).
-BUDGET_SHARE = {"vq": 0.26, "mask": 0.22, "res": 0.19, "bamm": 0.22, "length": 0.01, "evaluator": 0.10}
+BUDGET_SHARE = {"vq": 0.18, "mask": 0.21, "res": 0.19, "bamm": 0.31, "length": 0.01, "evaluator": 0.10}
 
 LICENCE = """## Licence
 
