@@ -41,6 +41,9 @@ class Settings(BaseSettings):
 
     # Jobs
     job_ttl_s: int = Field(7 * 24 * 3600, ge=60)
+    artifacts_sweep_interval_s: int = Field(
+        3600, ge=60, description="at most this often a worker deletes the files of jobs whose record expired "
+                    "and that were not touched for as long")
     result_inline_max_bytes: int = Field(2_000_000, ge=1024, description="larger results go to artifacts_dir")
     job_max_attempts: int = Field(3, ge=1, le=20, description="deliveries before a job fails as worker-lost")
     heartbeat_interval_s: float = Field(5.0, gt=0)

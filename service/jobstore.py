@@ -9,6 +9,9 @@ Results larger than `inline_max_bytes` are written to `<artifacts_dir>/<id>/resu
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
 import time
 import uuid
 from dataclasses import dataclass
@@ -56,8 +59,23 @@ return {'run', attempts}
 """
 
 
+JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
 def new_job_id() -> str:
     return uuid.uuid4().hex
+
+
+def _newest_mtime(folder: Path) -> float:
+    """The most recent modification time of `folder` or anything below it (links are not followed)."""
+    newest = folder.lstat().st_mtime
+    for root, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            try:
+                newest = max(newest, os.lstat(os.path.join(root, name)).st_mtime)
+            except FileNotFoundError:  # removed while we walk
+                continue
+    return newest
 
 
 @dataclass
@@ -169,6 +187,31 @@ class JobStore:
         applied, _ = self._apply(job_id, ("running",), state="failed", finished_at=repr(time.time()),
                                  error=json.dumps({"code": code, "message": message[:2000]}))
         return applied == 1
+
+    # ------------------------------------------------------------------ housekeeping
+    def sweep_artifacts(self, min_age_s: float, now: float | None = None) -> list[str]:
+        """Delete `<artifacts_dir>/<job id>` folders (uploads, large results, reports) whose job record
+        is gone from Redis (expired, or never created) and in which nothing changed for `min_age_s`.
+
+        Folders not named like a job id are left alone. Returns the ids removed.
+        """
+        if not self.artifacts_dir.is_dir():
+            return []
+        now = time.time() if now is None else now
+        removed: list[str] = []
+        for folder in sorted(self.artifacts_dir.iterdir()):
+            if not JOB_ID.match(folder.name) or folder.is_symlink() or not folder.is_dir():
+                continue
+            if self.r.exists(self.key(folder.name)):
+                continue
+            try:
+                if now - _newest_mtime(folder) < min_age_s:
+                    continue  # e.g. uploads being unpacked before the job record is created
+                shutil.rmtree(folder)
+            except FileNotFoundError:
+                continue
+            removed.append(folder.name)
+        return removed
 
     # ------------------------------------------------------------------ helpers
     def _apply(self, job_id: str, allowed: tuple[str, ...], **fields: str) -> tuple[int, str]:

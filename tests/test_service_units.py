@@ -75,6 +75,45 @@ def test_redelivery_after_worker_loss(store: JobStore):
     assert "interrupted 2 times" in record["error"]["message"]
 
 
+def test_sweep_deletes_only_the_files_of_expired_jobs(store: JobStore):
+    live = store.create("evaluate", {}, model="m")["id"]
+    expired, fresh = "a" * 32, "b" * 32
+    for job_id in (live, expired, fresh, "not-a-job"):
+        (store.artifacts_dir / job_id / "uploads").mkdir(parents=True)
+        (store.artifacts_dir / job_id / "uploads" / "forget.zip").write_bytes(b"x")
+    old = time.time() - 7200
+    for job_id in (live, expired, "not-a-job"):
+        for path in (store.artifacts_dir / job_id).rglob("*"):
+            os.utime(path, (old, old))
+        os.utime(store.artifacts_dir / job_id, (old, old))
+    # `fresh` has no record yet but was just written (uploads unpacked before the job is created): kept
+    assert store.sweep_artifacts(min_age_s=3600) == [expired]
+    assert not (store.artifacts_dir / expired).exists()
+    for kept in (live, fresh, "not-a-job"):
+        assert (store.artifacts_dir / kept / "uploads" / "forget.zip").is_file()
+    store.r.delete(store.key(live))  # the record expires: its files go at the next sweep
+    assert store.sweep_artifacts(min_age_s=3600) == [live]
+
+
+def test_workers_sweep_at_most_once_per_interval(redis_url: str, tmp_path: Path):
+    from worker.runtime import SWEEP_KEY, WorkerRuntime
+
+    settings = Settings(redis_url=redis_url.rsplit("/", 1)[0] + "/2", artifacts_dir=tmp_path,
+                        artifacts_sweep_interval_s=60)
+    first, second = WorkerRuntime(settings, name="w1"), WorkerRuntime(settings, name="w2")
+    first.redis.flushdb()
+    stale = tmp_path / ("c" * 32)
+    stale.mkdir()
+    os.utime(stale, (time.time() - 120, time.time() - 120))
+    assert first.maybe_sweep_artifacts() == ["c" * 32] and not stale.exists()
+    assert 0 < first.redis.ttl(SWEEP_KEY) <= 60 and first.redis.get(SWEEP_KEY) == "w1"
+    stale.mkdir()
+    os.utime(stale, (time.time() - 120, time.time() - 120))
+    assert second.maybe_sweep_artifacts() == [] and stale.exists()  # w1 swept less than 60 s ago
+    first.redis.delete(SWEEP_KEY)
+    assert second.maybe_sweep_artifacts() == ["c" * 32]
+
+
 def test_gateway_fails_a_running_job_whose_worker_vanished(redis_url: str, tmp_path: Path):
     from service import dispatch
     from service.main import create_app

@@ -21,6 +21,7 @@ from worker.cache import ModelCache
 
 log = logging.getLogger(__name__)
 WORKER_KEY = "hmu:worker:"
+SWEEP_KEY = "hmu:artifacts-sweep"  # held for one sweep interval by the worker that swept last
 
 
 class JobCancelled(Exception):
@@ -96,6 +97,21 @@ class WorkerRuntime:
                 log.warning("heartbeat failed: %s", error)
             self._stop.wait(interval)
 
+    def maybe_sweep_artifacts(self) -> list[str]:
+        """Delete the files of expired jobs, at most once per `artifacts_sweep_interval_s` across all
+        workers (a Redis key with that expiry decides who sweeps). Returns the job ids removed."""
+        interval = self.settings.artifacts_sweep_interval_s
+        try:
+            if not self.redis.set(SWEEP_KEY, self.name, nx=True, ex=interval):
+                return []
+            removed = self.store.sweep_artifacts(min_age_s=interval)
+        except Exception as error:  # housekeeping must never fail a job or the worker
+            log.warning("artifacts sweep failed: %s", error)
+            return []
+        if removed:
+            log.info("removed the files of %d expired jobs", len(removed))
+        return removed
+
     def preload(self, model_id: str) -> None:
         """Load a model into the cache in the background, so the first requests do not wait for it."""
 
@@ -150,4 +166,5 @@ class WorkerRuntime:
             self.metrics.inc_job(job_type, state)
             self.metrics.observe("hmu_job_duration_seconds", (job_type, state), time.perf_counter() - start)
         log.info("job %s %s", job_id, state)
+        self.maybe_sweep_artifacts()
         return state
