@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models.common.kv_cache import CachedCausalEncoder  # noqa: E402
-from models.pipeline import MotionPipeline  # noqa: E402
+from models.pipeline import MotionPipeline, make_generators  # noqa: E402
 
 PROMPTS = [
     "a person kicks forward with the right leg", "a person punches twice with the left fist",
@@ -52,7 +52,7 @@ def timed(device: torch.device, fn):
 
 def token_ids(pipe: MotionPipeline) -> torch.Tensor:
     """Base-layer and residual ids (B, L, Q) for PROMPTS with the fixed seeds (-1 at pads), on CPU."""
-    gens = [torch.Generator().manual_seed(SEED + i) for i in range(len(PROMPTS))]
+    gens = make_generators([SEED + i for i in range(len(PROMPTS))])
     cond = pipe.encode_text(PROMPTS)
     lens = pipe._token_lengths(LENGTHS, cond, gens)
     ids, _ = pipe._generate_tokens(cond, lens, gens, dict(pipe.sampling))
@@ -89,20 +89,19 @@ def check_model(path: str, device: torch.device) -> dict:
     same_pads = bool(torch.equal(valid, ids_gpu >= 0))
     agree_base = float((ids_cpu[..., 0] == ids_gpu[..., 0])[valid[..., 0]].float().mean())
     agree_all = float((ids_cpu == ids_gpu)[valid].float().mean())
-    rows_identical = int(sum(torch.equal(a, b) for a, b in zip(ids_cpu, ids_gpu, strict=True)))
     motions_cpu = cpu.generate(PROMPTS, LENGTHS, seed=SEED)
     motions_gpu, full_gpu_s = timed(device, lambda: gpu.generate(PROMPTS, LENGTHS, seed=SEED))
     finite = all(np.isfinite(m.joints).all() for m in motions_gpu)
-    diffs = [float(np.linalg.norm(a.joints - b.joints, axis=-1).mean()) for a, b in
-             zip(motions_cpu, motions_gpu, strict=True) if np.array_equal(a.joints.shape, b.joints.shape)]
     same_tokens_rows = [i for i in range(len(PROMPTS)) if torch.equal(ids_cpu[i], ids_gpu[i])]
+    diffs = [float(np.linalg.norm(motions_cpu[i].joints - motions_gpu[i].joints, axis=-1).mean())
+             for i in same_tokens_rows]
     return {
         "model": path, "kind": gpu.kind, "prompts": len(PROMPTS),
         "same_lengths_and_pads": same_pads,
         "base_token_agreement": round(agree_base, 4), "all_layer_token_agreement": round(agree_all, 4),
-        "rows_with_identical_tokens": rows_identical,
+        "rows_with_identical_tokens": len(same_tokens_rows),
         "joint_diff_cm_rows_with_identical_tokens":
-            round(100 * max((diffs[i] for i in same_tokens_rows), default=0.0), 4),
+            round(100 * max(diffs, default=0.0), 4),
         "gpu_joints_finite": bool(finite),
         "kv_cache_max_abs_error": kv_cache_error(gpu),
         "tokens_cpu_s": round(cpu_s, 3), "tokens_gpu_s": round(gpu_s, 3),

@@ -189,7 +189,7 @@ class JobStore:
         return applied == 1
 
     # ------------------------------------------------------------------ housekeeping
-    def sweep_artifacts(self, min_age_s: float, now: float | None = None) -> list[str]:
+    def sweep_artifacts(self, min_age_s: float) -> list[str]:
         """Delete `<artifacts_dir>/<job id>` folders (uploads, large results, reports) whose job record
         is gone from Redis (expired, or never created) and in which nothing changed for `min_age_s`.
 
@@ -197,7 +197,7 @@ class JobStore:
         """
         if not self.artifacts_dir.is_dir():
             return []
-        now = time.time() if now is None else now
+        now = time.time()
         removed: list[str] = []
         for folder in sorted(self.artifacts_dir.iterdir()):
             if not JOB_ID.match(folder.name) or folder.is_symlink() or not folder.is_dir():
