@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.pipeline import MotionPipeline, default_model_dir
+from models.pipelines import MotionPipeline, default_model_dir
 
 
 def test_lengths(data: Path, rows: int, seed: int = 0) -> list[int]:

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 
 from models.eval.benchmark import EvalSpace
-from models.eval.our_evaluator import OurEvaluator
 from models.eval.run import run_evaluation
-from models.pipeline import MotionPipeline, default_model_dir
+from models.evaluator.our_evaluator import OurEvaluator
+from models.pipelines import MotionPipeline, default_model_dir
 
 
 def main() -> None:

@@ -27,8 +27,8 @@ from fastapi.testclient import TestClient
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from hmu.settings import Settings  # noqa: E402
-from service.embedded import embedded_redis, worker_process  # noqa: E402
+from core.settings import Settings  # noqa: E402
+from hmu.serve import embedded_redis, worker_process  # noqa: E402
 from service.main import create_app  # noqa: E402
 from tests.test_service import humanml3d_folder, motion_archive, real_motion_set, tiny_evaluator  # noqa: E402
 
@@ -71,7 +71,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write the per-round results as JSON lines")
     args = parser.parse_args()
 
-    from models.pipeline import MotionPipeline
+    from models.pipelines import MotionPipeline
 
     with tempfile.TemporaryDirectory(prefix="hmu-faults-") as tmp:
         root = Path(tmp)

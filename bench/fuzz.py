@@ -35,8 +35,8 @@ from schemathesis.specs.openapi.checks import (
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from hmu.settings import Settings  # noqa: E402
-from service.embedded import embedded_redis  # noqa: E402
+from core.settings import Settings  # noqa: E402
+from hmu.serve import embedded_redis  # noqa: E402
 from service.main import create_app  # noqa: E402
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]

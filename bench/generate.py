@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from models.io.native import build_components
-from models.pipeline import MotionPipeline
+from models.pipelines import MotionPipeline
 
 
 class FixedFeatureEncoder:

@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models.common.kv_cache import CachedCausalEncoder  # noqa: E402
-from models.pipeline import MotionPipeline, make_generators  # noqa: E402
+from models.pipelines import MotionPipeline, make_generators  # noqa: E402
 
 PROMPTS = [
     "a person kicks forward with the right leg", "a person punches twice with the left fist",

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 
-from models.pipeline import MotionPipeline, default_model_dir
+from models.data.concepts import get_concept
+from models.pipelines import MotionPipeline, default_model_dir
 from models.unlearn import parse_params, run_unlearning
-from models.unlearn.concepts import get_concept
 from models.unlearn.run import copy_pipeline, method_spec
 
 CASES = {  # name -> (method, params, uses the statistics cache)

@@ -1,3 +1,5 @@
-"""hmu: Human Motion Unlearning service and model code."""
+"""hmu: the command line (`hmu`) on top of the service, the worker and the model code."""
 
-__version__ = "0.1.0"
+from models.version import package_version
+
+__version__ = package_version()

@@ -22,7 +22,7 @@ def _positive_int(text: str) -> int:
 
 def default_model_path() -> Path:
     """The shipped default model (MoMask-small)."""
-    from models.pipeline import default_model_dir
+    from models.pipelines import default_model_dir
 
     return default_model_dir()
 
@@ -30,7 +30,7 @@ def default_model_path() -> Path:
 # ---------------------------------------------------------------------------------------------- generate
 def write_motions(motions: list, out: Path, features_out: Path | None = None) -> None:
     """Write generated motions: `.npy` joints (T,22,3) or (K,T,22,3), or `.json` {"fps", "joints"}."""
-    from models.pipeline import FPS
+    from models.pipelines import FPS
 
     out.parent.mkdir(parents=True, exist_ok=True)
     suffix = out.suffix.lower()
@@ -57,7 +57,7 @@ def write_motions(motions: list, out: Path, features_out: Path | None = None) ->
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from models.pipeline import MotionPipeline
+    from models.pipelines import MotionPipeline
 
     pipeline = MotionPipeline.from_pretrained(args.model or default_model_path(), clip_path=args.clip_path)
     motions = pipeline.generate([args.text], lengths=[args.length], seed=args.seed, num_samples=args.num_samples)
@@ -68,7 +68,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from models.pipeline import MotionPipeline
+    from models.pipelines import MotionPipeline
 
     pipeline = MotionPipeline.from_pretrained(args.source, clip_path=args.clip_path)
     out = pipeline.save_pretrained(args.out)
@@ -78,7 +78,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------- service
 def cmd_serve(args: argparse.Namespace) -> int:
-    from service.embedded import serve
+    from hmu.serve import serve
 
     serve(host=args.host, port=args.port)
     return 0

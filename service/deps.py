@@ -12,9 +12,9 @@ from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader
 from prometheus_client import CollectorRegistry
 
-from hmu.settings import SCOPES, Scope, Settings
-from service.jobstore import JobStore
-from service.metrics import HttpMetrics
+from core.jobstore import JobStore
+from core.metrics import HttpMetrics
+from core.settings import SCOPES, Scope, Settings
 
 
 @dataclass

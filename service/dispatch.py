@@ -10,9 +10,9 @@ from fastapi import HTTPException, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from core.jobstore import TERMINAL, new_job_id
+from core.metrics import RedisMetrics
 from service.deps import Services
-from service.jobstore import TERMINAL, new_job_id
-from service.metrics import RedisMetrics
 from worker.app import TASKS
 
 # HTTP status for a job that failed while the client waited for it (POST /generate).

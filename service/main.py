@@ -18,11 +18,11 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from hmu import __version__
-from hmu.settings import Settings, get_settings
+from core.jobstore import JobStore
+from core.metrics import HttpMetrics, RedisCollector
+from core.settings import Settings, get_settings
+from models.version import package_version
 from service.deps import Services
-from service.jobstore import JobStore
-from service.metrics import HttpMetrics, RedisCollector
 from service.routes import evaluate, generate, health, jobs, models, unlearn
 from worker.app import create_celery, redis_client, require_redis_url
 
@@ -91,7 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         client.close()
 
-    app = FastAPI(title="hmu", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(title="hmu", version=package_version(), description=DESCRIPTION, lifespan=lifespan)
     app.state.services = services
     install_error_handlers(app, settings.retry_after_s)
     upload_cap = 2 * settings.upload_max_bytes + 2**20

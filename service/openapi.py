@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from hmu.settings import REPO_ROOT, Settings
+from core.settings import REPO_ROOT, Settings
 
 OPENAPI_PATH = REPO_ROOT / "openapi.yaml"
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from service.registry import ID_PATTERN
+from core.registry import ID_PATTERN
 
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 JobType = Literal["generate", "unlearn", "evaluate"]

@@ -63,7 +63,7 @@ class RedisServer:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random-weight MoMask in the native format (fast to load and run); copy it, do not modify it."""
-    from models.pipeline import MotionPipeline
+    from models.pipelines import MotionPipeline
 
     path = tmp_path_factory.mktemp("tiny-model") / "momask-small"
     MotionPipeline.random("momask", "tiny", seed=0).save_pretrained(path)

@@ -11,7 +11,7 @@ import torch
 
 from models.data.pos import pos_tokens
 from models.eval.benchmark import EvalSpace
-from models.eval.our_evaluator import OurEvaluator, OurEvaluatorConfig
+from models.evaluator.our_evaluator import OurEvaluator, OurEvaluatorConfig
 from models.motion.normalize import compute_statistics
 
 VIOLENT = ("a person kicks forward", "someone punches the air twice", "a man kicks with the left leg")

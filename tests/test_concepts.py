@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from models.unlearn.concepts import concept_from_keywords, get_concept, inflections, load_concepts
+from models.data.concepts import concept_from_keywords, get_concept, inflections, load_concepts
 
 
 def test_shipped_concepts_include_violence_and_the_papers_generalisation_concepts() -> None:

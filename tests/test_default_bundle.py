@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from models.pipeline import MotionPipeline, default_model_dir
+from models.pipelines import MotionPipeline, default_model_dir
 
 WEIGHTS_MB_LIMIT = 30
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from models.data.concepts import get_concept
 from models.eval.benchmark import (
     GT_ROW,
     GroundTruthSource,
@@ -22,9 +23,8 @@ from models.eval.benchmark import (
 )
 from models.eval.metrics import confidence_interval
 from models.eval.run import apply_parameters, run_evaluation
-from models.eval.violence_classifier import ClassifierConfig, train_violence_classifier
-from models.pipeline import MotionPipeline
-from models.unlearn.concepts import get_concept
+from models.evaluator.violence_classifier import ClassifierConfig, train_violence_classifier
+from models.pipelines import MotionPipeline
 from tests.eval_fixtures import make_eval_dataset, tiny_space
 
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from models.eval.metrics import r_precision_and_matching
-from models.eval.our_evaluator import OurEvaluator, OurEvaluatorConfig, contrastive_loss
-from models.eval.protocol import Evaluator
+from models.evaluator.our_evaluator import OurEvaluator, OurEvaluatorConfig, contrastive_loss
+from models.evaluator.protocol import Evaluator
 
 SMALL = dict(movement_hidden=32, movement_latent=32, motion_hidden=32, text_hidden=32, embed_dim=16)
 

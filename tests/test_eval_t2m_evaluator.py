@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from models.eval.plain_pickle import UnsafePickleError, load_plain_pickle, loads_plain
-from models.eval.protocol import Evaluator
-from models.eval.t2m_evaluator import (
+from models.evaluator.plain_pickle import UnsafePickleError, load_plain_pickle, loads_plain
+from models.evaluator.protocol import Evaluator
+from models.evaluator.t2m_evaluator import (
     T2MEvaluator,
     T2MEvaluatorConfig,
     load_official_evaluator,
     momask_order,
 )
-from models.eval.word_vectorizer import POS_ENUMERATOR, WordVectorizer
+from models.evaluator.word_vectorizer import POS_ENUMERATOR, WordVectorizer
 
 # evaluator.md §4, transcribed from the official modules instantiated with random weights
 OFFICIAL_LAYOUT = {

@@ -20,8 +20,8 @@ import redis
 from fastapi.testclient import TestClient
 
 from bench.fuzz import fuzz_settings
-from hmu.settings import Settings
-from service.embedded import embedded_redis, worker_process
+from core.settings import Settings
+from hmu.serve import embedded_redis, worker_process
 from service.main import create_app
 from service.uploads import MAX_TAR_METADATA_BYTES
 from tests.conftest import RedisServer

@@ -10,7 +10,7 @@ import torch
 
 from hmu.cli import main as hmu_main
 from models.io.official import save_official_layout
-from models.pipeline import MotionPipeline
+from models.pipelines import MotionPipeline
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,8 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from hmu.settings import Settings
-from service.embedded import embedded_redis, worker_process
+from core.settings import Settings
+from hmu.serve import embedded_redis, worker_process
 from service.main import create_app
 from tests.conftest import RedisServer, free_port
 from worker.app import create_celery
@@ -53,7 +53,7 @@ def humanml3d_folder(root: Path) -> Path:
 def stack(tmp_path_factory: pytest.TempPathFactory):
     """(settings, client, worker name): what `hmu serve` runs (embedded Redis on a unix socket, a worker
     process on every queue, the gateway), with the shipped default model and evaluator (weights/)."""
-    from models.pipeline import default_model_dir
+    from models.pipelines import default_model_dir
 
     root = tmp_path_factory.mktemp("service")
     shutil.copytree(default_model_dir("momask-small"), root / "models" / "momask-small")

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from hmu.settings import Settings
-from service.embedded import embedded_redis, worker_process
-from service.jobstore import JobStore
+from core.jobstore import JobStore
+from core.settings import Settings
+from hmu.serve import embedded_redis, worker_process
 from worker.app import create_celery
 
 pytestmark = pytest.mark.slow

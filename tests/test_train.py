@@ -10,11 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.motion.normalize import compute_statistics
-from models.text.base import TextEncoder, register_text_encoder
-from models.train import RunOptions, load_config, train_mask, train_vq
-from models.train.bundle import ORDER, load_stage_configs
-from models.train.datasets import (
+from models.data.datasets import (
     MotionWindowDataset,
     TextMotionDataset,
     cache_codes,
@@ -22,6 +18,10 @@ from models.train.datasets import (
     text_features_for,
     training_normalizer,
 )
+from models.motion.normalize import compute_statistics
+from models.text.base import TextEncoder, register_text_encoder
+from models.train import RunOptions, load_config, train_mask, train_vq
+from models.train.bundle import ORDER, load_stage_configs
 from models.train.engine import LATEST, load_checkpoint, lr_at
 from models.train.loops import TRAINERS, load_vq
 
@@ -266,8 +266,8 @@ def test_committed_configs_are_valid_small_models(subdir):
 # ------------------------------------------------------------------------------------ default + CLI
 def test_cli_default_writes_loadable_bundles(data, tmp_path, capsys):
     from hmu.cli import main
-    from models.eval.our_evaluator import OurEvaluator
-    from models.pipeline import MotionPipeline
+    from models.evaluator.our_evaluator import OurEvaluator
+    from models.pipelines import MotionPipeline
 
     config_dir = tmp_path / "configs"
     config_dir.mkdir()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.pipeline import MotionPipeline
-from models.unlearn.concepts import get_concept
+from models.data.concepts import get_concept
+from models.pipelines import MotionPipeline
 from models.unlearn.params import MethodParams
 from models.unlearn.rece import RECEParams, adversarial_embedding, apply_rece
 from models.unlearn.uce import UCEParams, apply_uce, closed_form, cond_layers, prompt_embeddings, targets

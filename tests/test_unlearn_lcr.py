@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from models.data.concepts import get_concept
+from models.data.forget_retain import split_dataset, write_retain_dataset
 from models.motion.normalize import Normalizer
-from models.pipeline import MotionPipeline
+from models.pipelines import MotionPipeline
 from models.unlearn.code_stats import collect_code_stats
-from models.unlearn.concepts import get_concept
-from models.unlearn.forget_retain import split_dataset, write_retain_dataset
 from models.unlearn.lcr import (
     LCRParams,
     apply_lcr,
@@ -53,7 +53,7 @@ def test_forget_retain_split_counts_and_files(data, tmp_path) -> None:
 
 def test_retain_dataset_links_the_data_and_lists_retain_ids_only(data, tmp_path) -> None:
     from hmu.cli import main
-    from models.train.datasets import check_data_dir, read_split
+    from models.data.datasets import check_data_dir, read_split
 
     out = tmp_path / "retain"
     assert main(["forget-split", "--data", str(data), "--splits", "train", "test", "--out", str(tmp_path / "kw"),

@@ -9,7 +9,7 @@ import torch
 
 from hmu.cli import main as hmu_main
 from models.io.native import sha256_file
-from models.pipeline import MotionPipeline
+from models.pipelines import MotionPipeline
 from models.unlearn import restore_overlay, run_unlearning
 from models.unlearn.cli import parse_params
 from models.unlearn.run import checkpoint_files, files_digest

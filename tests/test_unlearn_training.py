@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.pipeline import MotionPipeline
-from models.unlearn.concepts import get_concept
+from models.data.concepts import get_concept
+from models.pipelines import MotionPipeline
 from models.unlearn.esd import ESDParams, apply_esd
 from models.unlearn.finetune import FTParams, apply_ft
 from models.unlearn.run import copy_pipeline

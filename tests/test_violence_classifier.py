@@ -8,7 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from models.eval.violence_classifier import (
+from models.data.concepts import get_concept
+from models.evaluator.violence_classifier import (
     ClassifierConfig,
     ViolenceClassifier,
     classification_metrics,
@@ -17,7 +18,6 @@ from models.eval.violence_classifier import (
     violence_rate,
     wilson_interval,
 )
-from models.unlearn.concepts import get_concept
 from tests.eval_fixtures import make_eval_dataset
 
 

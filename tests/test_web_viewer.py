@@ -21,9 +21,9 @@ from PIL import Image
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import sync_playwright
 
-from hmu.settings import Settings
+from core.settings import Settings
+from hmu.serve import worker_process
 from models.data.bvh import parse_bvh
-from service.embedded import worker_process
 from service.main import create_app
 from tests.conftest import free_port
 
@@ -38,7 +38,7 @@ LIMB_COLOURS = ((220, 38, 38), (37, 99, 235), (31, 41, 55), (249, 115, 22), (8, 
 @pytest.fixture(scope="module")
 def base_url(redis_url: str, tmp_path_factory: pytest.TempPathFactory):
     """URL of the gateway served by uvicorn in a thread, with a worker process and two tiny models."""
-    from models.pipeline import MotionPipeline
+    from models.pipelines import MotionPipeline
 
     root = tmp_path_factory.mktemp("web")
     MotionPipeline.random("momask", "tiny", seed=0).save_pretrained(root / "models" / BASE)

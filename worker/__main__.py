@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from hmu.settings import QUEUES
+from core.settings import QUEUES
 from worker.app import run_worker
 
 

@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from service.jobstore import JobError
+from core.jobstore import JobError
 
 Progress = Callable[[float, str], None]
 log = logging.getLogger(__name__)
-WARM_MODULES = ("models.pipeline", "models.unlearn", "models.eval.run", "models.motion.bvh_export")
+WARM_MODULES = ("models.pipelines", "models.unlearn", "models.eval.run", "models.motion.bvh_export")
 
 
 class AdapterUnavailable(JobError):

@@ -10,7 +10,7 @@ import redis
 from celery import Celery
 from celery.signals import worker_ready
 
-from hmu.settings import QUEUES, Settings, get_settings
+from core.settings import QUEUES, Settings, get_settings
 
 TASKS = {"generate": "hmu.generate", "unlearn": "hmu.unlearn", "evaluate": "hmu.evaluate"}
 
@@ -40,7 +40,7 @@ def broker_url(url: str) -> str:
 def create_celery(settings: Settings) -> Celery:
     """Celery app on the Redis broker: one queue per job type, late acks, redelivery when a worker dies.
 
-    No result backend: job state and results live in our job records (service.jobstore).
+    No result backend: job state and results live in our job records (core.jobstore).
     """
     app = Celery("hmu", broker=broker_url(require_redis_url(settings)), set_as_current=False)
     app.conf.update(

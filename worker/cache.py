@@ -7,10 +7,10 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-from hmu.settings import Settings
-from service.jobstore import JobError
-from service.metrics import RedisMetrics
-from service.registry import NotFound, model_dir
+from core.jobstore import JobError
+from core.metrics import RedisMetrics
+from core.registry import NotFound, model_dir
+from core.settings import Settings
 
 
 class ModelCache:
@@ -42,7 +42,7 @@ class ModelCache:
         return pipeline
 
     def _load(self, model_id: str) -> Any:
-        from models.pipeline import MotionPipeline
+        from models.pipelines import MotionPipeline
 
         try:
             path = model_dir(self.settings, model_id)

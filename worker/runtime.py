@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hmu.settings import Settings
-from service.jobstore import JobError, JobStore
-from service.metrics import RedisMetrics
+from core.jobstore import JobError, JobStore
+from core.metrics import RedisMetrics
+from core.settings import Settings
 from worker.app import redis_client, require_redis_url
 from worker.batching import MicroBatcher
 from worker.cache import ModelCache

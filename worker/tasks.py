@@ -1,6 +1,6 @@
 """Celery tasks (generate, unlearn, evaluate) and the job bodies they run.
 
-A task's only argument is the job id; the request lives in the job record (service.jobstore). Tasks are
+A task's only argument is the job id; the request lives in the job record (core.jobstore). Tasks are
 acked late and rejected (requeued) when the worker process is lost, so a killed worker's job is redelivered;
 `WorkerRuntime.execute` makes redelivery safe (it never runs a finished or cancelled job).
 """
@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 from celery import Celery
 
-from service.jobstore import JobError
-from service.registry import NotFound, dataset_dir, model_dir, model_exists
+from core.jobstore import JobError
+from core.registry import NotFound, dataset_dir, model_dir, model_exists
 from worker import adapters
 from worker.app import TASKS
 from worker.batching import MicroBatcher

@@ -14,10 +14,10 @@ from models.eval.metrics import (
     multimodality,
     r_precision_and_matching,
 )
-from models.eval.our_evaluator import OurEvaluator, OurEvaluatorConfig, contrastive_loss
-from models.eval.protocol import Evaluator
-from models.eval.t2m_evaluator import T2MEvaluator, T2MEvaluatorConfig, load_official_evaluator
-from models.eval.word_vectorizer import WordVectorizer
+from models.evaluator.our_evaluator import OurEvaluator, OurEvaluatorConfig, contrastive_loss
+from models.evaluator.protocol import Evaluator
+from models.evaluator.t2m_evaluator import T2MEvaluator, T2MEvaluatorConfig, load_official_evaluator
+from models.evaluator.word_vectorizer import WordVectorizer
 
 __all__ = [
     "Evaluator",

@@ -27,11 +27,11 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from models.data.concepts import Concept
+from models.data.datasets import load_features, parse_text_line
+from models.data.forget_retain import ForgetRetainSplit, read_ids, split_dataset
 from models.eval.metrics import MatchingStats, diversity, fid, mm_safe, multimodality
-from models.eval.protocol import Evaluator
-from models.train.datasets import load_features, parse_text_line
-from models.unlearn.concepts import Concept
-from models.unlearn.forget_retain import ForgetRetainSplit, read_ids, split_dataset
+from models.evaluator.protocol import Evaluator
 
 FPS = 20
 UNIT_LENGTH = 4

@@ -141,7 +141,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_train_classifier(args: argparse.Namespace) -> int:
-    from models.eval.violence_classifier import train_violence_classifier
+    from models.evaluator.violence_classifier import train_violence_classifier
 
     bar = Bar()
     try:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from models.data.concepts import Concept, get_concept
 from models.eval.benchmark import (
     GT_ROW,
     EvalSet,
@@ -35,8 +36,7 @@ from models.eval.benchmark import (
 )
 from models.eval.metrics import aggregate
 from models.eval.report import write_report
-from models.eval.violence_classifier import ViolenceClassifier, train_violence_classifier, wilson_interval
-from models.unlearn.concepts import Concept, get_concept
+from models.evaluator.violence_classifier import ViolenceClassifier, train_violence_classifier, wilson_interval
 
 Progress = Callable[[float, str], None]
 # settings a service user may pass in `parameters` (no paths: those stay with the operator)
@@ -58,7 +58,7 @@ def load_eval_space(
     stats.safetensors) or an official `checkpoints/t2m` root (text_mot_match, Comp_v6_KLD005/meta, GloVe)."""
     if isinstance(spec, EvalSpace):
         return spec
-    from models.pipeline import default_model_dir
+    from models.pipelines import default_model_dir
 
     path = default_model_dir("evaluator") if str(spec) == "default" else Path(spec)
     if not path.is_dir():
@@ -73,7 +73,7 @@ def load_eval_space(
     if (path / "evaluator.safetensors").is_file():
         from safetensors.numpy import load_file
 
-        from models.eval.our_evaluator import OurEvaluator
+        from models.evaluator.our_evaluator import OurEvaluator
 
         model = OurEvaluator.from_pretrained(path).to(device)
         if (path / "stats.safetensors").is_file():
@@ -87,7 +87,7 @@ def load_eval_space(
                 "normalisation statistics"
             )
         return EvalSpace(model, mean, std, "ours", str(path))
-    from models.eval.t2m_evaluator import load_official_evaluator
+    from models.evaluator.t2m_evaluator import load_official_evaluator
 
     meta = path / "Comp_v6_KLD005" / "meta"
     if not (meta / "mean.npy").is_file() or not (meta / "std.npy").is_file():
@@ -132,7 +132,7 @@ def load_classifier(
         )
         model.info["path"] = str(out_dir / "violence_classifier")
         return model, None
-    from models.pipeline import default_model_dir
+    from models.pipelines import default_model_dir
 
     path = default_model_dir("violence-classifier") if str(spec) == "default" else Path(spec)
     if not path.is_dir():
@@ -146,7 +146,7 @@ def load_classifier(
 
 def model_sources(models: Sequence | Mapping, device: str, sampling: dict | None) -> list[MotionSource]:
     """MotionPipeline folders (or ready MotionSource objects) -> named sources, names unique."""
-    from models.pipeline import MotionPipeline
+    from models.pipelines import MotionPipeline
 
     items = list(models.items()) if isinstance(models, Mapping) else [(None, m) for m in models]
     if not items:

@@ -16,11 +16,11 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from models.io.tensors import load_state_dict_strict
+from models.common.tensors import load_state_dict_strict
 from models.presets import TRANSFORMER_PRESETS, VQ_PRESETS, preset
 
 if TYPE_CHECKING:
-    from models.pipeline import MotionPipeline
+    from models.pipelines import MotionPipeline
     from models.text.base import TextEncoder
 
 FORMAT = "hmu-native"
@@ -102,14 +102,14 @@ def _load_component(module: torch.nn.Module, path: Path) -> None:
 
 def pipeline_config(pipeline: MotionPipeline) -> dict[str, Any]:
     """The config.json dict describing `pipeline`."""
-    from hmu import __version__
+    from models.version import package_version
 
     config: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "kind": pipeline.kind,
         "dataset": pipeline.dataset,
-        "software_version": __version__,
+        "software_version": package_version(),
         "text_encoder": pipeline.text_encoder.spec(),
         "vq": pipeline.vq.cfg.to_dict(),
         "base": pipeline.base.cfg.to_dict(),
@@ -163,7 +163,7 @@ def default_card(pipeline: MotionPipeline) -> str:
 
 def load_pipeline(path: Path, text_encoder: TextEncoder | None = None) -> MotionPipeline:
     """Load a native checkpoint directory."""
-    from models.pipeline import MotionPipeline
+    from models.pipelines import MotionPipeline
     from models.text.base import load_text_encoder
 
     config = json.loads((path / "config.json").read_text(encoding="utf-8"))

@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from models.common.tensors import load_npy, load_state_dict_strict, load_tar, pick_state_dict
 from models.io.opt import read_opt, write_opt
-from models.io.tensors import load_npy, load_state_dict_strict, load_tar, pick_state_dict
 
 if TYPE_CHECKING:
-    from models.pipeline import MotionPipeline
+    from models.pipelines import MotionPipeline
     from models.text.base import TextEncoder
 
 DIM_POSE = {"t2m": 263, "kit": 251}
@@ -169,7 +169,7 @@ def load_pipeline(
     """Load an official MoMask or BAMM checkpoint layout into a MotionPipeline."""
     from models.bamm import BAMMTransformer
     from models.momask import LengthEstimator, MaskTransformer, ResidualTransformer
-    from models.pipeline import MotionPipeline
+    from models.pipelines import MotionPipeline
     from models.vq import RVQVAE
 
     runs = find_runs(path, base_name=base_name, res_name=res_name, checkpoints_dir=checkpoints_dir)

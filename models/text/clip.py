@@ -27,7 +27,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 from transformers import CLIPTextConfig, CLIPTextModelWithProjection, CLIPTokenizer
 
-from models.io.tensors import load_state_dict_strict, load_tar
+from models.common.tensors import load_state_dict_strict, load_tar
 from models.text.base import TextEncoder
 
 OPENAI_BPE_FILE = "bpe_simple_vocab_16e6.txt.gz"

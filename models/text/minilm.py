@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from transformers import BertConfig, BertModel, BertTokenizer
 
-from models.io.tensors import load_state_dict_strict
+from models.common.tensors import load_state_dict_strict
 from models.text.base import TextEncoder
 
 _UNUSED_KEYS = ("pooler.", "embeddings.position_ids")  # BERT pooler head and a non-persistent buffer

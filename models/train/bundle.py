@@ -157,7 +157,7 @@ def _save_bundle(kind: str, stages: list[str], results: dict[str, StageResult], 
                  stats: Normalizer, encoder, configs: dict[str, TrainConfig], data_dir: Path, path: Path,
                  command: str, seconds: dict[str, float], vq_dir: Path | None = None) -> Path:
     """A native MoMask or BAMM bundle from trained stages, with its manifest and model card."""
-    from models.pipeline import MotionPipeline
+    from models.pipelines import MotionPipeline
 
     base = "mask" if kind == "momask" else "bamm"
     manifest = {"method": "train", "command": command, "stages": {

@@ -19,8 +19,8 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from models.data.datasets import generator_for, seed_for
 from models.train.config import TrainConfig
-from models.train.datasets import generator_for, seed_for
 
 StepFn = Callable[[int, torch.Generator], tuple[torch.Tensor, dict[str, float]]]
 ValFn = Callable[[], dict[str, float]]

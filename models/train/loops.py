@@ -20,11 +20,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from models.motion.features import features_to_joints
-from models.motion.normalize import Normalizer
-from models.presets import TRANSFORMER_PRESETS, VQ_PRESETS, preset
-from models.train.config import TrainConfig, load_config
-from models.train.datasets import (
+from models.data.datasets import (
     EpochSampler,
     MotionWindowDataset,
     TextMotionDataset,
@@ -33,6 +29,10 @@ from models.train.datasets import (
     generator_for,
     training_normalizer,
 )
+from models.motion.features import features_to_joints
+from models.motion.normalize import Normalizer
+from models.presets import TRANSFORMER_PRESETS, VQ_PRESETS, preset
+from models.train.config import TrainConfig, load_config
 from models.train.engine import BEST, FitResult, fit, load_checkpoint
 
 STAGE_DIRS = {"vq": "vq", "mask": "mask", "res": "res", "bamm": "bamm", "length": "length",
@@ -388,7 +388,7 @@ def train_evaluator(data_dir, out_dir, cfg: TrainConfig | None = None, opts: Run
                     vq_dir: str | Path | None = None) -> StageResult:
     """Our text/motion co-embedding evaluator (contrastive); motions normalised with the VQ's statistics
     so generated (VQ-normalised) motions can be embedded directly; best = lowest val loss."""
-    from models.eval.our_evaluator import OurEvaluator, OurEvaluatorConfig, contrastive_loss
+    from models.evaluator.our_evaluator import OurEvaluator, OurEvaluatorConfig, contrastive_loss
 
     cfg = cfg or load_config("evaluator")
     opts = opts or RunOptions()

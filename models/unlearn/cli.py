@@ -90,13 +90,13 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_split(args: argparse.Namespace) -> int:
-    from models.unlearn.concepts import get_concept
-    from models.unlearn.forget_retain import split_dataset
+    from models.data.concepts import get_concept
+    from models.data.forget_retain import split_dataset
 
     concept = get_concept(args.concept, args.concepts_file or (), match_mode=args.match_mode)
     parts = split_dataset(args.data, concept, args.splits, args.out, args.min_occurrence)
     if args.retain_data:
-        from models.unlearn.forget_retain import write_retain_dataset
+        from models.data.forget_retain import write_retain_dataset
 
         write_retain_dataset(args.data, concept, args.retain_data, args.min_occurrence)
     print(json.dumps({s: p.summary() for s, p in parts.items()}))

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from models.data.datasets import TextMotionDataset, generator_for, read_split
 from models.motion.normalize import Normalizer
-from models.train.datasets import TextMotionDataset, generator_for, read_split
 
 Progress = Callable[[float, str], None]
 CACHE_VERSION = 2

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.common import cosine_schedule, lengths_to_mask
-from models.unlearn.concepts import Concept
+from models.data.concepts import Concept
 from models.unlearn.params import MethodParams, one_of, require
 from models.unlearn.uce import PRESERVE_PROMPTS
 
@@ -158,7 +158,7 @@ class TokenPool:
 @torch.no_grad()
 def generated_pool(pipeline, prompts: list[str], params: ESDParams, gen: torch.Generator) -> TokenPool:
     """theta's own base-token samples for the concept prompts."""
-    from models.pipeline import make_generators
+    from models.pipelines import make_generators
 
     picks = torch.randint(len(prompts), (params.pool_size,), generator=gen).tolist()
     lens = torch.randint(params.min_tokens, params.max_tokens + 1, (params.pool_size,), generator=gen)
@@ -173,10 +173,10 @@ def generated_pool(pipeline, prompts: list[str], params: ESDParams, gen: torch.G
 
 def data_pool(pipeline, concept: Concept, data_dir: Path) -> TokenPool:
     """Layer-0 tokens of the dataset's forget motions (whole clips, train split)."""
+    from models.data.datasets import TextMotionDataset
+    from models.data.forget_retain import caption_lines, is_forget
     from models.motion.normalize import Normalizer
-    from models.train.datasets import TextMotionDataset
     from models.unlearn.code_stats import encode_items
-    from models.unlearn.forget_retain import caption_lines, is_forget
 
     normalizer = Normalizer(pipeline.mean.cpu().numpy(), pipeline.std.cpu().numpy())
     dataset = TextMotionDataset(data_dir, "train", normalizer)

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from models.unlearn.concepts import Concept
+from models.data.concepts import Concept
 from models.unlearn.params import MethodParams, require
 
 Progress = Callable[[float, str], None]
@@ -56,9 +56,9 @@ class FTParams(MethodParams):
 
 def retain_dataset(pipeline, data_dir: Path, split: str, concept: Concept, min_occurrence: int):
     """TextMotionDataset of `split` restricted to retain items, with text features and codes attached."""
+    from models.data.datasets import TextMotionDataset, attach_text_features, cache_codes
+    from models.data.forget_retain import caption_lines, is_forget
     from models.motion.normalize import Normalizer
-    from models.train.datasets import TextMotionDataset, attach_text_features, cache_codes
-    from models.unlearn.forget_retain import caption_lines, is_forget
 
     normalizer = Normalizer(pipeline.mean.cpu().numpy(), pipeline.std.cpu().numpy())
     dataset = TextMotionDataset(data_dir, split, normalizer)
@@ -96,7 +96,7 @@ def finetune_model(
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Train one transformer on `train` with validation-loss early stopping; keeps the best weights."""
-    from models.train.datasets import EpochSampler, generator_for
+    from models.data.datasets import EpochSampler, generator_for
 
     sampler = EpochSampler(len(train), params.batch_size, params.seed)
     steps = max(1, math.ceil(params.epochs * len(train) / sampler.batch_size))

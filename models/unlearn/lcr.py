@@ -23,10 +23,10 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from models.data.concepts import Concept
+from models.data.forget_retain import caption_lines, is_forget
 from models.motion.normalize import Normalizer
 from models.unlearn.code_stats import CodeStats, collect_code_stats
-from models.unlearn.concepts import Concept
-from models.unlearn.forget_retain import caption_lines, is_forget
 from models.unlearn.params import MethodParams, one_of, require
 
 Progress = Callable[[float, str], None]
@@ -336,7 +336,7 @@ def restore_overlay(public_dir: str | Path, overlay_file: str | Path, verify: bo
     verify: check that the public vq.safetensors is the one the overlay was written for.
     """
     from models.io.native import sha256_file
-    from models.pipeline import MotionPipeline
+    from models.pipelines import MotionPipeline
 
     public_dir = Path(public_dir)
     _, meta = read_overlay(overlay_file)
@@ -365,7 +365,7 @@ def inject_codes(
     regenerate_residual: re-sample the residual layers on the edited base tokens (else keep the old ones).
     -> (ids (B, L, Q) with -1 at pads, de-normalised features per text (4 L_b, D)).
     """
-    from models.pipeline import UNIT_LENGTH, make_generators
+    from models.pipelines import UNIT_LENGTH, make_generators
 
     nb_code = pipeline.vq.cfg.nb_code
     require(

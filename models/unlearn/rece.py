@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from models.unlearn.concepts import Concept
+from models.data.concepts import Concept
 from models.unlearn.params import one_of, require
 from models.unlearn.uce import UCEParams, cond_layers, edit_layer, prompt_embeddings
 

@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from models.unlearn.concepts import Concept, concept_from_keywords, file_version, get_concept
+from models.data.concepts import Concept, concept_from_keywords, file_version, get_concept
 from models.unlearn.params import MethodParams
 
 Progress = Callable[[float, str], None]
@@ -100,7 +100,7 @@ def pipeline_digest(pipeline) -> str:
 
 def copy_pipeline(pipeline):
     """A copy whose weights can be edited without touching `pipeline` (the text encoder is shared)."""
-    from models.pipeline import MotionPipeline
+    from models.pipelines import MotionPipeline
 
     modules = {name: copy.deepcopy(module) for name, module in pipeline.modules().items()}
     clone = MotionPipeline(
@@ -122,7 +122,7 @@ def copy_pipeline(pipeline):
 
 def _load_parent(model, device: str) -> tuple[Any, dict[str, Any]]:
     from models.io.native import is_native
-    from models.pipeline import MotionPipeline
+    from models.pipelines import MotionPipeline
 
     if isinstance(model, MotionPipeline):
         return copy_pipeline(model), {
@@ -193,7 +193,7 @@ def run_unlearning(
     (LCR, FT, ESD with x_source="data"); default `$HMU_UNLEARN_DATA_DIR`. progress(fraction, message).
     `base_model_dir` / `parameters` are aliases of `model` / `params` (worker adapter).
     """
-    from hmu import __version__
+    from models.version import package_version
 
     model = model if model is not None else base_model_dir
     params = params if params is not None else parameters
@@ -245,7 +245,7 @@ def run_unlearning(
         ],
         "data": {"dir": str(data_path.resolve())} if uses_data else None,
         "result": result,
-        "software_version": __version__,
+        "software_version": package_version(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "device": str(device),
         "seconds": round(time.monotonic() - started, 3),

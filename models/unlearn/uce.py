@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from models.unlearn.concepts import Concept
+from models.data.concepts import Concept
 from models.unlearn.params import MethodParams, one_of, require
 
 Progress = Callable[[float, str], None]

@@ -9,9 +9,10 @@ from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, Uplo
 from pydantic import TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from service import dispatch, registry
+from core import registry
+from core.jobstore import new_job_id
+from service import dispatch
 from service.deps import Services, get_services, require
-from service.jobstore import new_job_id
 from service.schemas import AUTH_ERRORS, JobAccepted, Parameters, error_responses
 from service.uploads import Limits, UploadError, remove_tree, unpack_motion_set
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
-from service import dispatch, registry
+from core import registry
+from service import dispatch
 from service.deps import Services, get_services, require
 from service.schemas import AUTH_ERRORS, GenerateRequest, GenerateResult, JobAccepted, error_responses
 

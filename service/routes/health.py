@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis import RedisError
 
-from hmu import __version__
+from models.version import package_version
 from service.deps import Services, get_services
 from service.schemas import Health, Ready
 
@@ -21,7 +21,7 @@ WORKER_KEYS = "hmu:worker:*"
 async def healthz(services: Services = Depends(get_services)):
     """Liveness: the gateway process answers (does not touch Redis)."""
     auth = "open" if services.settings.open_mode else "api-keys"
-    return Health(status="ok", version=__version__, auth=auth)
+    return Health(status="ok", version=package_version(), auth=auth)
 
 
 def workers(services: Services) -> list[dict]:

@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Path
 from starlette.concurrency import run_in_threadpool
 
+from core.metrics import RedisMetrics
 from service import dispatch
 from service.deps import Principal, Services, authenticate, get_services, require_scope
-from service.metrics import RedisMetrics
 from service.schemas import AUTH_ERRORS, JobStatus, error_responses
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=AUTH_ERRORS)

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from service import registry
+from core import registry
 from service.deps import Services, authenticate, get_services
 from service.schemas import AUTH_ERRORS, ModelDetail, ModelSummary, error_responses
 

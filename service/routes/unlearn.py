@@ -7,7 +7,8 @@ import hashlib
 from fastapi import APIRouter, Depends, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
-from service import dispatch, registry
+from core import registry
+from service import dispatch
 from service.deps import Services, get_services, require
 from service.schemas import AUTH_ERRORS, JobAccepted, UnlearnRequest, error_responses
 
@@ -25,7 +26,7 @@ def check_concept(body: UnlearnRequest) -> None:
 
     Method parameters are checked by the worker (their validators live next to the torch code).
     """
-    from models.unlearn.concepts import concept_from_keywords, get_concept
+    from models.data.concepts import concept_from_keywords, get_concept
 
     try:
         if body.concept is not None:

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from hmu.settings import Settings
+from core.settings import Settings
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 _ID = re.compile(ID_PATTERN)

@@ -21,7 +21,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from hmu.settings import QUEUES, Settings, get_settings, settings_env
+from core.settings import QUEUES, Settings, get_settings, settings_env
 
 log = logging.getLogger("hmu.serve")
 START_ATTEMPTS = 3

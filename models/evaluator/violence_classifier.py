@@ -25,10 +25,10 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from models.io.tensors import load_state_dict_strict
-from models.train.datasets import check_data_dir, load_features, read_split
-from models.unlearn.concepts import Concept, get_concept
-from models.unlearn.forget_retain import caption_lines, is_forget
+from models.common.tensors import load_state_dict_strict
+from models.data.concepts import Concept, get_concept
+from models.data.datasets import check_data_dir, load_features, read_split
+from models.data.forget_retain import caption_lines, is_forget
 
 FORMAT = "hmu-motion-classifier"
 FORMAT_VERSION = 1

@@ -14,7 +14,7 @@ import redis
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from hmu.settings import QUEUES
+from core.settings import QUEUES
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ UNIT_LENGTH = 4
 MAX_FRAMES = 196
 MAX_TOKENS = MAX_FRAMES // UNIT_LENGTH
 JOINTS_NUM = {"t2m": 22, "kit": 21}
-WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 DEFAULT_MODEL = "momask-small"
 
 # Sampling defaults of the official generation scripts (momask-inference.md §6, bamm-differences.md §5.1).

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from models.unlearn.concepts import Concept, get_concept
+from models.data.concepts import Concept, get_concept
 
 
 @dataclass

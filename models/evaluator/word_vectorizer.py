@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from models.eval.plain_pickle import load_plain_pickle
-from models.io.tensors import load_npy
+from models.common.tensors import load_npy
+from models.evaluator.plain_pickle import load_plain_pickle
 
 POS_ENUMERATOR = {
     "VERB": 0, "NOUN": 1, "DET": 2, "ADP": 3, "NUM": 4, "AUX": 5, "PRON": 6, "ADJ": 7, "ADV": 8,

@@ -16,9 +16,9 @@ import torch
 import torch.nn as nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from models.eval.protocol import check_motion_batch
-from models.eval.word_vectorizer import WordVectorizer
-from models.io.tensors import load_state_dict_strict, load_tar
+from models.common.tensors import load_state_dict_strict, load_tar
+from models.evaluator.protocol import check_motion_batch
+from models.evaluator.word_vectorizer import WordVectorizer
 
 CHECKPOINT_SUBPATH = Path("text_mot_match") / "model" / "finest.tar"
 MODULE_NAMES = ("movement_encoder", "motion_encoder", "text_encoder")

@@ -20,13 +20,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from models.eval.t2m_evaluator import (
+from models.common.tensors import load_state_dict_strict
+from models.evaluator.t2m_evaluator import (
     CoEmbeddingEvaluator,
     MotionEncoderBiGRUCo,
     MovementConvEncoder,
     init_weights,
 )
-from models.io.tensors import load_state_dict_strict
 
 FORMAT = "hmu-evaluator"
 FORMAT_VERSION = 1
