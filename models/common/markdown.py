@@ -8,10 +8,10 @@ from string import Template
 from models.common.package_data import read_text
 
 
-def render(anchor: str, name: str, **values: object) -> str:
-    """Fill the template file `name` (next to the module file `anchor`) with `values`; every placeholder
-    must be given."""
-    return Template(read_text(anchor, name)).substitute(values)
+def render(anchor: str, template: str, /, **values: object) -> str:
+    """Fill the template file `template` (path relative to the module file `anchor`) with `values`; every
+    placeholder must be given."""
+    return Template(read_text(anchor, template)).substitute(values)
 
 
 def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
