@@ -25,6 +25,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from models.data.card import render_card
@@ -44,32 +45,38 @@ __all__ = [
 ]
 
 
+@dataclass
+class _Written:
+    """What `_write_clips` wrote: meta.json records, ids per split, train statistics, clips too short to use."""
+
+    meta: dict[str, dict] = field(default_factory=dict)
+    split_ids: dict[str, list[str]] = field(default_factory=lambda: {s: [] for s in SPLITS})
+    stats: RunningStats = field(default_factory=lambda: RunningStats(263))
+    dropped: list[SourceClip] = field(default_factory=list)
+
+
 def _write_clips(out_dir: Path, clips: list[SourceClip], splits: dict[tuple[str, str], str], config: BuildConfig,
-                 log: Callable[[str], None] | None) -> tuple[dict[str, dict], dict[str, list[str]], RunningStats,
-                                                         list[SourceClip]]:
-    """Write every motion of every clip -> (meta records, ids per split, train statistics, dropped clips)."""
-    meta: dict[str, dict] = {}
-    split_ids: dict[str, list[str]] = {s: [] for s in SPLITS}
-    stats = RunningStats(263)
-    dropped: list[SourceClip] = []
+                 log: Callable[[str], None] | None) -> _Written:
+    """Write every motion of every clip, in clip order."""
+    done = _Written()
     next_id = 0
     for n_clip, clip in enumerate(clips):
         windows = window_ranges(len(clip.joints), config.min_frames, config.max_frames)
         if not windows:
-            dropped.append(clip)
+            done.dropped.append(clip)
             continue
         split = splits[(clip.source, clip.clip_id)]
         for motion in window_motions(clip, windows, split, next_id, config):
             write_motion(out_dir, motion)
-            meta[motion.motion_id] = {**motion.record, "frames": int(motion.features.shape[0]),
-                                      "captions": motion.captions}
-            split_ids[split].append(motion.motion_id)
+            frames = int(motion.features.shape[0])
+            done.meta[motion.motion_id] = {**motion.record, "frames": frames, "captions": motion.captions}
+            done.split_ids[split].append(motion.motion_id)
             if split == "train":
-                stats.add(motion.features)
+                done.stats.add(motion.features)
         next_id += len(windows)
         if log is not None and (n_clip + 1) % 500 == 0:
             log(f"{n_clip + 1}/{len(clips)} clips, {next_id} windows")
-    return meta, split_ids, stats, dropped
+    return done
 
 
 def build_dataset(
@@ -92,10 +99,10 @@ def build_dataset(
         raise ValueError("no clips selected")
     prepare_out_dir(out_dir, overwrite)
     splits = assign_splits([(c.source, c.clip_id, c.label) for c in clips], config)
-    meta, split_ids, stats, dropped = _write_clips(out_dir, clips, splits, config, log)
-    write_statistics(out_dir, *stats.result(22))
-    write_index(out_dir, split_ids, meta)
-    summary = summarize(clips, dropped, meta, config, notes)
+    done = _write_clips(out_dir, clips, splits, config, log)
+    write_statistics(out_dir, *done.stats.result(22))
+    write_index(out_dir, done.split_ids, done.meta)
+    summary = summarize(clips, done.dropped, done.meta, config, notes)
     (out_dir / "DATASET_CARD.md").write_text(render_card(summary), encoding="utf-8")
     write_checksums(out_dir)
     return summary
