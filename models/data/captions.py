@@ -4,7 +4,8 @@ None of the shared mocap clips comes with free-text captions except the CMU tria
 annotated: every other caption is generated here from the clip's label (several verb phrases per
 label), its style (adverbs / manner phrases) and, for kicks and punches, the limb that moves
 (`labels.dominant_side`). Choices are made by hashing a key (clip id + window), so the same clip
-always gets the same captions, independent of Python's hash seed or library versions.
+always gets the same captions, independent of Python's hash seed or library versions. The phrase
+tables and the CMU description rules are package data (`tables/captions.json`).
 """
 
 from __future__ import annotations
