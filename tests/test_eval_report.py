@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from models.eval.benchmark import GT_ROW
 from models.eval.report import cell, markdown_report, plot_metrics, plot_skeleton_strip, write_report
 
 PNG = b"\x89PNG\r\n\x1a\n"
+EXPECTED = Path(__file__).resolve().parent / "expected"
 
 
 def _r(mean, conf=0.01):
@@ -87,6 +89,25 @@ def test_markdown_has_the_table_1_layout():
     gt = [c.strip() for c in rows[0].strip("|").split("|")]
     assert gt[1] == "0.000 ± 0.000" and gt[-1] == "–"
     assert "held-out accuracy 0.950" in md and "[0.400, 0.600]" in md
+
+
+def test_markdown_equals_the_former_rendering():
+    """report.md renders from templates/report*.md exactly as the former code did (tests/expected/report_*.md)."""
+    report = fake_report()
+    outputs = {"report_full.md": markdown_report(report)}
+    report["plots"] = ["metrics.png", "skeletons_violent.png"]
+    report["violence"]["classifier"]["metrics"] = {}
+    report["data"]["sets"]["forget"]["batches"] = 3
+    outputs["report_plots.md"] = markdown_report(report)
+    report["violence"] = {"skipped": "no classifier"}
+    del report["timing"]
+    report["software"] = {}
+    outputs["report_skipped.md"] = markdown_report(report)
+    del report["violence"]
+    report["rows"], report["plots"] = ["momask"], []
+    outputs["report_minimal.md"] = markdown_report(report)
+    for name, text in outputs.items():
+        assert text == (EXPECTED / name).read_text(encoding="utf-8"), name
 
 
 def test_plots_and_files(tmp_path):

@@ -58,84 +58,92 @@ def _tokens(text: str):
             yield line_no, tok
 
 
-def parse_bvh(text: str) -> BVH:
-    """Parse the text of a BVH file. Raises ValueError on malformed input."""
-    toks = list(_tokens(text))
-    pos = 0
+class _Cursor:
+    """The tokens of a BVH file with their line numbers, consumed from the front."""
 
-    def take(expected: str | None = None) -> str:
-        nonlocal pos
-        if pos >= len(toks):
+    def __init__(self, text: str):
+        self.toks = list(_tokens(text))
+        self.pos = 0
+
+    def peek(self) -> str | None:
+        return self.toks[self.pos][1] if self.pos < len(self.toks) else None
+
+    def take(self, expected: str | None = None) -> str:
+        if self.pos >= len(self.toks):
             raise ValueError(f"BVH: unexpected end of file (expected {expected or 'a token'})")
-        line_no, tok = toks[pos]
+        line_no, tok = self.toks[self.pos]
         if expected is not None and tok.upper() != expected.upper():
             raise ValueError(f"BVH line {line_no}: expected {expected!r}, got {tok!r}")
-        pos += 1
+        self.pos += 1
         return tok
 
-    def take_float() -> float:
-        line_no, tok = toks[pos] if pos < len(toks) else (-1, "<eof>")
+    def take_float(self) -> float:
+        line_no, tok = self.toks[self.pos] if self.pos < len(self.toks) else (-1, "<eof>")
         try:
-            value = float(take())
+            value = float(self.take())
         except ValueError:
             raise ValueError(f"BVH line {line_no}: expected a number, got {tok!r}") from None
         return value
 
+    def rest(self) -> list[str]:
+        return [tok for _, tok in self.toks[self.pos :]]
+
+
+def _parse_joint(cur: _Cursor, parent: int) -> BVHJoint:
+    """`<name> { OFFSET x y z [CHANNELS n ch...]` of a ROOT or JOINT (the keyword already taken)."""
+    name = cur.take()
+    cur.take("{")
+    if parent == -2:
+        raise ValueError(f"BVH: joint {name!r} inside an End Site")
+    cur.take("OFFSET")
+    joint = BVHJoint(name=name, parent=parent, offset=np.array([cur.take_float() for _ in range(3)]))
+    if cur.peek() is not None and cur.peek().upper() == "CHANNELS":
+        cur.take("CHANNELS")
+        n = int(cur.take_float())
+        joint.channels = [cur.take() for _ in range(n)]
+        for ch in joint.channels:
+            if len(ch) != 9 or ch[0].upper() not in _AXES or ch[1:].lower() not in ("position", "rotation"):
+                raise ValueError(f"BVH: unknown channel {ch!r} in joint {name!r}")
+    return joint
+
+
+def _parse_hierarchy(cur: _Cursor) -> list[BVHJoint]:
     joints: list[BVHJoint] = []
-    take("HIERARCHY")
+    cur.take("HIERARCHY")
     stack: list[int] = []  # open joint indices; -2 marks an open End Site block
-    take("ROOT")
+    cur.take("ROOT")
     kind = "ROOT"
     while True:
         if kind in ("ROOT", "JOINT"):
-            name = take()
-            take("{")
-            parent = stack[-1] if stack else -1
-            if parent == -2:
-                raise ValueError(f"BVH: joint {name!r} inside an End Site")
-            take("OFFSET")
-            offset = np.array([take_float() for _ in range(3)])
-            joint = BVHJoint(name=name, parent=parent, offset=offset)
-            if pos < len(toks) and toks[pos][1].upper() == "CHANNELS":
-                take("CHANNELS")
-                n = int(take_float())
-                joint.channels = [take() for _ in range(n)]
-                for ch in joint.channels:
-                    if (
-                        len(ch) != 9
-                        or ch[0].upper() not in _AXES
-                        or ch[1:].lower() not in ("position", "rotation")
-                    ):
-                        raise ValueError(f"BVH: unknown channel {ch!r} in joint {name!r}")
-            joints.append(joint)
+            joints.append(_parse_joint(cur, stack[-1] if stack else -1))
             stack.append(len(joints) - 1)
         elif kind == "END":
-            take("Site")
-            take("{")
-            take("OFFSET")
+            cur.take("Site")
+            cur.take("{")
+            cur.take("OFFSET")
             if not stack or stack[-1] < 0:
                 raise ValueError("BVH: End Site without a parent joint")
-            joints[stack[-1]].end_site = np.array([take_float() for _ in range(3)])
+            joints[stack[-1]].end_site = np.array([cur.take_float() for _ in range(3)])
             stack.append(-2)
         elif kind == "}":
             stack.pop()
         if not stack:
-            break
-        kind_tok = take().upper()
-        if kind_tok not in ("JOINT", "END", "}"):
-            raise ValueError(f"BVH: unexpected token {kind_tok!r} in HIERARCHY")
-        kind = kind_tok
+            return joints
+        kind = cur.take().upper()
+        if kind not in ("JOINT", "END", "}"):
+            raise ValueError(f"BVH: unexpected token {kind!r} in HIERARCHY")
 
-    take("MOTION")
-    take("Frames:")
-    n_frames = int(take_float())
-    take("Frame")
-    take("Time:")
-    frame_time = take_float()
+
+def _parse_motion(cur: _Cursor, n_channels: int) -> tuple[float, np.ndarray]:
+    cur.take("MOTION")
+    cur.take("Frames:")
+    n_frames = int(cur.take_float())
+    cur.take("Frame")
+    cur.take("Time:")
+    frame_time = cur.take_float()
     if frame_time <= 0:
         raise ValueError(f"BVH: Frame Time must be positive, got {frame_time}")
-    n_channels = sum(len(j.channels) for j in joints)
-    values = [tok for _, tok in toks[pos:]]
+    values = cur.rest()
     if len(values) != n_frames * n_channels:
         raise ValueError(
             f"BVH: MOTION has {len(values)} values, expected {n_frames} frames x {n_channels} channels"
@@ -144,6 +152,14 @@ def parse_bvh(text: str) -> BVH:
         motion = np.array(values, dtype=np.float64).reshape(n_frames, n_channels)
     except ValueError as e:
         raise ValueError(f"BVH: non-numeric value in MOTION: {e}") from None
+    return frame_time, motion
+
+
+def parse_bvh(text: str) -> BVH:
+    """Parse the text of a BVH file. Raises ValueError on malformed input."""
+    cur = _Cursor(text)
+    joints = _parse_hierarchy(cur)
+    frame_time, motion = _parse_motion(cur, sum(len(j.channels) for j in joints))
     return BVH(joints=joints, frame_time=frame_time, motion=motion)
 
 

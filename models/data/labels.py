@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from models.common.package_data import read_json
+
 VIOLENT_KINDS = ("punch", "kick", "slash", "stab", "sword_attack", "shield_attack", "swordplay")
 
 
@@ -34,29 +36,8 @@ def bandai_label(entry: dict) -> ClipLabel:
 
 
 # (regex on the ASE id, label template, kind when violent); groups fill the template
-_ASE_RULES = (
-    (r"Atk_(\d)xCombo\d+", "sword-combo-{0}", "sword_attack"),
-    (r"Kill_(\d)xCombo\d+", "finishing-combo-{0}", "sword_attack"),
-    (r"Atk_Jump", "jump-attack", "sword_attack"),
-    (r"Atk_Spin", "spin-attack", "sword_attack"),
-    (r"Counter_Atk\d+", "counter-attack", "sword_attack"),
-    (r"Standoff_Swing", "sword-swing", "sword_attack"),
-    (r"Standoff_Feint", "feint", "sword_attack"),
-    (r"Standoff_Circle", "circle-opponent", None),
-    (r"Atk_Kick", "kick", "kick"),
-    (r"Atk_Stab", "stab", "stab"),
-    (r"Atk_Slash(Down|Up|Left|Right)", "slash-{0}", "slash"),
-    (r"Atk_ShieldCharge", "shield-charge", "shield_attack"),
-    (r"Atk_ShieldSwipe\d+", "shield-swipe", "shield_attack"),
-    (r"Dodg(?:e|le)_(Backward|Left|Right)", "dodge-{0}", None),
-    (r"Fall_(Backward|Left|Right|SpinLeft|SpinRight)", "fall-{0}", None),
-    (r"Idle_(Alert|Battle|Ready)", "guard-stance", None),
-    (r"Run(Backward|Forward|Left|Right)", "run-{0}", None),
-    (r"Walk(Backward|Forward|Left|Right)\d*", "walk-{0}", None),
-    (r"Turn(Left|Right)(90|180)", "turn-{0}-{1}", None),
-    (r"Shield_Block(Backward|Crouch|Down|Left|Right|Up)", "shield-block-{0}", None),
-    (r"Sword_Parry(Backward|Crouch|Down|Left|Right|Up)\d*", "sword-parry-{0}", None),
-    (r"Taunt_(PoundChest|Roar|ShieldKnock)", "taunt-{0}", None),
+_ASE_RULES: tuple[tuple[str, str, str | None], ...] = tuple(
+    (pattern, template, kind) for pattern, template, kind in read_json(__file__, "tables/labels.json")["ase_rules"]
 )
 
 

@@ -20,10 +20,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from models.common.package_data import read_json
 from models.motion.skeleton import SMPL22
 
 SMPL_NAMES = SMPL22.joint_names
 SMPL_INDEX = {n: i for i, n in enumerate(SMPL_NAMES)}
+
+# per source: joint names in file order, SMPL joint -> source joint taken over directly, synthesis summary
+_TABLES = read_json(__file__, "tables/source_skeletons.json")
+BANDAI_NAMES: tuple[str, ...] = tuple(_TABLES["bandai_namco"]["joint_names"])
+CMU_NAMES: tuple[str, ...] = tuple(_TABLES["cmu"]["joint_names"])
+ASE_NAMES: tuple[str, ...] = tuple(_TABLES["ase_reallusion"]["joint_names"])
+_BANDAI_DIRECT: dict[str, str] = _TABLES["bandai_namco"]["direct"]
+_CMU_DIRECT: dict[str, str] = _TABLES["cmu"]["direct"]
+_ASE_DIRECT: dict[str, str] = _TABLES["ase_reallusion"]["direct"]
 
 FOOT_LENGTH = 0.14  # m, SMPL ankle -> foot (ball) distance
 FOOT_PITCH = np.deg2rad(25.0)  # SMPL rest: the ball of the foot is below the ankle
@@ -78,20 +88,6 @@ def _assemble(parts: dict[str, np.ndarray]) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # Bandai Namco (22 joints; joint_Root is a ground projection and is dropped)
 
-BANDAI_NAMES = (
-    "joint_Root", "Hips", "Spine", "Chest", "Neck", "Head", "Shoulder_L", "UpperArm_L", "LowerArm_L",
-    "Hand_L", "Shoulder_R", "UpperArm_R", "LowerArm_R", "Hand_R", "UpperLeg_L", "LowerLeg_L", "Foot_L",
-    "Toes_L", "UpperLeg_R", "LowerLeg_R", "Foot_R", "Toes_R",
-)  # fmt: skip
-_BANDAI_DIRECT = {
-    "pelvis": "Hips", "left_hip": "UpperLeg_L", "right_hip": "UpperLeg_R", "spine1": "Spine",
-    "left_knee": "LowerLeg_L", "right_knee": "LowerLeg_R", "spine2": "Chest", "left_ankle": "Foot_L",
-    "right_ankle": "Foot_R", "left_foot": "Toes_L", "right_foot": "Toes_R", "neck": "Neck",
-    "left_collar": "Shoulder_L", "right_collar": "Shoulder_R", "head": "Head",
-    "left_shoulder": "UpperArm_L", "right_shoulder": "UpperArm_R", "left_elbow": "LowerArm_L",
-    "right_elbow": "LowerArm_R", "left_wrist": "Hand_L", "right_wrist": "Hand_R",
-}  # fmt: skip
-
 
 def bandai_to_smpl(joints: np.ndarray) -> np.ndarray:
     """Bandai Namco (T, 22, 3) -> SMPL (T, 22, 3). spine3 (synthesised) = midpoint of Chest and Neck
@@ -106,24 +102,6 @@ def bandai_to_smpl(joints: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # CMU subjects 1-7 retargeted to the iClone CC_Base rig (22 joints: every SMPL joint exists)
 
-CMU_NAMES = (
-    "CC_Base_Hip", "CC_Base_Waist", "CC_Base_Spine01", "CC_Base_Spine02", "CC_Base_NeckTwist01",
-    "CC_Base_Head", "CC_Base_L_Clavicle", "CC_Base_L_Upperarm", "CC_Base_L_Forearm", "CC_Base_L_Hand",
-    "CC_Base_R_Clavicle", "CC_Base_R_Upperarm", "CC_Base_R_Forearm", "CC_Base_R_Hand", "CC_Base_L_Thigh",
-    "CC_Base_L_Calf", "CC_Base_L_Foot", "CC_Base_L_ToeBase", "CC_Base_R_Thigh", "CC_Base_R_Calf",
-    "CC_Base_R_Foot", "CC_Base_R_ToeBase",
-)  # fmt: skip
-_CMU_DIRECT = {
-    "pelvis": "CC_Base_Hip", "left_hip": "CC_Base_L_Thigh", "right_hip": "CC_Base_R_Thigh",
-    "spine1": "CC_Base_Waist", "left_knee": "CC_Base_L_Calf", "right_knee": "CC_Base_R_Calf",
-    "spine2": "CC_Base_Spine01", "left_ankle": "CC_Base_L_Foot", "right_ankle": "CC_Base_R_Foot",
-    "spine3": "CC_Base_Spine02", "left_foot": "CC_Base_L_ToeBase", "right_foot": "CC_Base_R_ToeBase",
-    "neck": "CC_Base_NeckTwist01", "left_collar": "CC_Base_L_Clavicle",
-    "right_collar": "CC_Base_R_Clavicle", "head": "CC_Base_Head", "left_shoulder": "CC_Base_L_Upperarm",
-    "right_shoulder": "CC_Base_R_Upperarm", "left_elbow": "CC_Base_L_Forearm",
-    "right_elbow": "CC_Base_R_Forearm", "left_wrist": "CC_Base_L_Hand", "right_wrist": "CC_Base_R_Hand",
-}  # fmt: skip
-
 
 def cmu_to_smpl(joints: np.ndarray) -> np.ndarray:
     """CMU / CC_Base (T, 22, 3) -> SMPL (T, 22, 3): a one-to-one renaming, nothing synthesised."""
@@ -132,19 +110,6 @@ def cmu_to_smpl(joints: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------
 # Reallusion sword-and-shield humanoid of ASE (17 rigid bodies; body origins are joint centres)
-
-ASE_NAMES = (
-    "pelvis", "torso", "head", "right_upper_arm", "right_lower_arm", "right_hand", "sword",
-    "left_upper_arm", "left_lower_arm", "shield", "left_hand", "right_thigh", "right_shin", "right_foot",
-    "left_thigh", "left_shin", "left_foot",
-)  # fmt: skip
-_ASE_DIRECT = {
-    "pelvis": "pelvis", "left_hip": "left_thigh", "right_hip": "right_thigh", "left_knee": "left_shin",
-    "right_knee": "right_shin", "spine2": "torso", "left_ankle": "left_foot", "right_ankle": "right_foot",
-    "neck": "head", "left_shoulder": "left_upper_arm", "right_shoulder": "right_upper_arm",
-    "left_elbow": "left_lower_arm", "right_elbow": "right_lower_arm", "left_wrist": "left_hand",
-    "right_wrist": "right_hand",
-}  # fmt: skip
 
 
 def ase_to_smpl(joints: np.ndarray) -> np.ndarray:
@@ -174,20 +139,11 @@ class SourceSkeleton:
     synthesised: str  # one-line rule summary for the dataset card
 
 
+_MAPPERS = {"bandai_namco": bandai_to_smpl, "cmu": cmu_to_smpl, "ase_reallusion": ase_to_smpl}
 SOURCE_SKELETONS = {
-    "bandai_namco": SourceSkeleton(
-        "bandai_namco", BANDAI_NAMES, bandai_to_smpl,
-        "spine3 = midpoint(Chest, Neck); joint_Root (ground projection) dropped; all other joints mapped 1:1",
-    ),
-    "cmu": SourceSkeleton("cmu", CMU_NAMES, cmu_to_smpl, "none: every SMPL joint has a CC_Base counterpart"),
-    "ase_reallusion": SourceSkeleton(
-        "ase_reallusion", ASE_NAMES, ase_to_smpl,
-        "spine1 = midpoint(pelvis, torso); spine3 = torso + 0.2 (neck - torso); head = neck + 0.10 m along "
-        "spine3->neck; collars 45 % of the way from the spine point at 55 % of spine3->neck to the shoulder; "
-        "feet (balls) 0.14 m from the ankle, perpendicular to the shin in the leg plane, pitched 25 deg "
-        "down; sword and shield dropped",
-    ),
-}  # fmt: skip
+    name: SourceSkeleton(name, tuple(_TABLES[name]["joint_names"]), mapper, _TABLES[name]["synthesised"])
+    for name, mapper in _MAPPERS.items()
+}
 
 
 def map_to_smpl(

@@ -2,7 +2,8 @@
 
 `report.md` puts one row per model (the GT row first) and the forget-set columns (FID, MM-Safe, R@1,
 Diversity, violence rate) before the retain-set columns (FID, MM-Dist, R@1, Diversity, MultiModality),
-each cell `mean ± conf` (95 % half-width over the repeats). Plots use matplotlib's Agg backend.
+each cell `mean ± conf` (95 % half-width over the repeats); its prose comes from the package templates
+`templates/report*.md`. Plots use matplotlib's Agg backend.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from models.common.markdown import render, table
+from models.motion.skeleton import skeleton_for_joints
 
 # (set, metric, header, direction) of the main table, in the paper's order
 TABLE_COLUMNS = (
@@ -62,88 +66,79 @@ def _metric(report: Mapping, row: str, split: str, metric: str) -> Mapping | Non
     return report["results"].get(row, {}).get(split, {}).get(metric)
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    return lines + ["| " + " | ".join(r) + " |" for r in rows]
+def _sets(report: Mapping) -> str:
+    return "".join(
+        f"* {name} set: {info['items']} items from {info['clips']} clips "
+        f"({info.get('batches', '?')} batch(es) of {info.get('batch_size', '?')} per pass)\n"
+        for name, info in report["data"]["sets"].items()
+    )
+
+
+def _main_table(report: Mapping, rows: list[str]) -> str:
+    columns = [c for c in TABLE_COLUMNS if any(_metric(report, r, c[0], c[1]) for r in rows)]
+    header = ["Model"] + [f"{split.capitalize()} {title} {arrow}".strip() for split, _, title, arrow in columns]
+    body = [[r] + [cell(_metric(report, r, split, metric)) for split, metric, _, _ in columns] for r in rows]
+    return table(header, body)
+
+
+def _set_sections(report: Mapping, rows: list[str]) -> str:
+    out = ""
+    for split in report["data"]["sets"]:
+        metrics = [m for m in DETAIL_METRICS if any(_metric(report, r, split, m) for r in rows)]
+        body = [[r] + [cell(_metric(report, r, split, m)) for m in metrics] for r in rows]
+        out += render(__file__, "templates/report_set.md", name=split.capitalize(),
+                      table=table(["Model", *metrics], body)) + "\n"
+    return out
+
+
+def _violence_section(violence: Mapping | None, rows: list[str]) -> str:
+    if not violence:
+        return ""
+    if violence.get("skipped"):
+        return render(__file__, "templates/report_violence_skipped.md", reason=violence["skipped"]) + "\n"
+    clf = violence["classifier"]
+    held = clf.get("metrics", {}).get("test") or {}
+    classifier = ""
+    if held:
+        classifier = render(
+            __file__, "templates/report_classifier.md", path=clf.get("path", ""),
+            label_source=clf.get("label_source", "?"), accuracy=f"{held['accuracy']:.3f}",
+            balanced_accuracy=f"{held['balanced_accuracy']:.3f}", n=held["n"], positives=held["positives"],
+        )
+    body = [
+        [r, split, f"{v['rate']:.3f}", f"[{v['ci_low']:.3f}, {v['ci_high']:.3f}]", f"{v['flagged']}/{v['n']}"]
+        for r in rows
+        for split, v in violence["rates"].get(r, {}).items()
+    ]
+    rates = table(["Model", "Set", "Rate", "95 % CI (Wilson)", "Flagged"], body)
+    return render(__file__, "templates/report_violence.md", classifier=classifier, table=rates) + "\n"
+
+
+def _plots_section(plots: list[str] | None) -> str:
+    if not plots:
+        return ""
+    return render(__file__, "templates/report_plots.md", images="\n".join(f"![{p}]({p})" for p in plots)) + "\n"
 
 
 def markdown_report(report: Mapping) -> str:
     """The Markdown report: settings, the Table-1 layout, per-set details, implicit prompts, classifier."""
     s = report["settings"]
     rows = report["rows"]
-    lines = [
-        "# Evaluation report",
-        "",
-        f"Concept **{report['concept']['name']}**, evaluator `{report['evaluator']['name']}` "
-        f"({report['evaluator']['kind']}), {s['repeats']} repeat(s), batch {s['batch_size']}, "
-        f"seed {s['seed']}. "
-        "Values are mean ± 95 % half-width (1.96·std/√N over the repeats).",
-        "",
-    ]
-    for name, info in report["data"]["sets"].items():
-        lines.append(
-            f"* {name} set: {info['items']} items from {info['clips']} clips "
-            f"({info.get('batches', '?')} batch(es) of {info.get('batch_size', '?')} per pass)"
-        )
-    lines += ["", "## Forget | retain (paper Table 1 layout)", ""]
-    columns = [c for c in TABLE_COLUMNS if any(_metric(report, r, c[0], c[1]) for r in rows)]
-    header = ["Model"] + [
-        f"{split.capitalize()} {title} {arrow}".strip() for split, _, title, arrow in columns
-    ]
-    body = [[r] + [cell(_metric(report, r, split, metric)) for split, metric, _, _ in columns] for r in rows]
-    lines += _table(header, body)
-    lines += [
-        "",
-        "Forget FID is read toward the value of a model retrained without the concept (D_r); "
-        "MM-Safe uses captions with the concept's words masked.",
-        "",
-    ]
-    for split in report["data"]["sets"]:
-        metrics = [m for m in DETAIL_METRICS if any(_metric(report, r, split, m) for r in rows)]
-        lines += [f"## {split.capitalize()} set, all metrics", ""]
-        lines += _table(
-            ["Model", *metrics], [[r] + [cell(_metric(report, r, split, m)) for m in metrics] for r in rows]
-        )
-        lines.append("")
-    violence = report.get("violence")
-    if violence:
-        lines += ["## Violence rate (motion classifier)", ""]
-        if violence.get("skipped"):
-            lines += [f"Skipped: {violence['skipped']}", ""]
-        else:
-            clf = violence["classifier"]
-            held = clf.get("metrics", {}).get("test") or {}
-            if held:
-                lines.append(
-                    f"Classifier `{clf.get('path', '')}` (labels from {clf.get('label_source', '?')}): "
-                    f"held-out accuracy {held['accuracy']:.3f}, balanced accuracy "
-                    f"{held['balanced_accuracy']:.3f} on {held['n']} real test clips "
-                    f"({held['positives']} with the concept)."
-                )
-            lines += [
-                "Share of generations classified as the concept, pooled over the repeats, with the 95 % "
-                "Wilson score interval:",
-                "",
-            ]
-            body = []
-            for r in rows:
-                for split, v in violence["rates"].get(r, {}).items():
-                    body.append(
-                        [
-                            r,
-                            split,
-                            f"{v['rate']:.3f}",
-                            f"[{v['ci_low']:.3f}, {v['ci_high']:.3f}]",
-                            f"{v['flagged']}/{v['n']}",
-                        ]
-                    )
-            lines += _table(["Model", "Set", "Rate", "95 % CI (Wilson)", "Flagged"], body)
-            lines.append("")
-    if report.get("plots"):
-        lines += ["## Plots", ""] + [f"![{p}]({p})" for p in report["plots"]] + [""]
-    t = report.get("timing", {})
-    lines.append(f"Total time {t.get('total_s', 0):.1f} s; hmu {report['software'].get('hmu', '?')}.")
-    return "\n".join(lines) + "\n"
+    sections = _set_sections(report, rows) + _violence_section(report.get("violence"), rows)
+    return render(
+        __file__, "templates/report.md",
+        concept=report["concept"]["name"],
+        evaluator=report["evaluator"]["name"],
+        evaluator_kind=report["evaluator"]["kind"],
+        repeats=s["repeats"],
+        batch_size=s["batch_size"],
+        seed=s["seed"],
+        sets=_sets(report),
+        main_table=_main_table(report, rows),
+        sections=sections + _plots_section(report.get("plots")),
+        total_s=f"{report.get('timing', {}).get('total_s', 0):.1f}",
+        hmu=report["software"].get("hmu", "?"),
+    )
 
 
 # ---------------------------------------------------------------------------------------------- plots
@@ -189,8 +184,6 @@ def plot_skeleton_strip(sample: Mapping[str, Any], path: str | Path, frames: int
 
     sample: {"text", "joints": {row name: (T, J, 3) array}}.
     """
-    from models.motion.skeleton import skeleton_for_joints
-
     plt = _pyplot()
     joints = {k: np.asarray(v) for k, v in sample["joints"].items()}
     if not joints:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from models.common.markdown import render
 from models.common.tensors import load_state_dict_strict
 from models.presets import TRANSFORMER_PRESETS, VQ_PRESETS, preset
 
@@ -153,12 +154,9 @@ def save_pipeline(pipeline: MotionPipeline, out: Path, card: str | None = None, 
 
 
 def default_card(pipeline: MotionPipeline) -> str:
-    """A minimal model card for pipelines saved without one."""
-    return (
-        f"# {pipeline.kind} text-to-motion model\n\n"
-        f"Dataset format: {pipeline.dataset}. Text encoder: {pipeline.text_encoder.spec()}.\n"
-        "Provenance: see manifest.json.\n"
-    )
+    """A minimal model card for pipelines saved without one (package template `templates/default_card.md`)."""
+    return render(__file__, "templates/default_card.md", kind=pipeline.kind, dataset=pipeline.dataset,
+                  text_encoder=pipeline.text_encoder.spec())
 
 
 def load_pipeline(path: Path, text_encoder: TextEncoder | None = None) -> MotionPipeline:

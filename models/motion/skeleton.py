@@ -1,7 +1,8 @@
 """Skeleton descriptions of HumanML3D ("t2m", 22 SMPL body joints) and KIT-ML ("kit", 21 joints).
 
-Facts from reference/humanml3d-format.md §4. Directions are the official raw offset directions; an
-offset (bone vector in the rest pose) is `bone_length * direction`.
+Facts from reference/humanml3d-format.md §4, stored in the package data file `skeletons.json` (joint
+names, kinematic chains, raw offset directions, target bone lengths, feature constants). Directions are
+the official raw offset directions; an offset (bone vector in the rest pose) is `bone_length * direction`.
 """
 
 from __future__ import annotations
@@ -10,10 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Mirroring pairs (left, right) of joint indices.
-T2M_LEFT_RIGHT_PAIRS = ((1, 2), (4, 5), (7, 8), (10, 11), (13, 14), (16, 17), (18, 19), (20, 21))
-KIT_LEFT_RIGHT_PAIRS = ((8, 5), (9, 6), (10, 7), (16, 11), (17, 12), (18, 13), (19, 14), (20, 15))
-LEFT_RIGHT_PAIRS = {"t2m": T2M_LEFT_RIGHT_PAIRS, "kit": KIT_LEFT_RIGHT_PAIRS}
+from models.common.package_data import read_json
 
 
 @dataclass(frozen=True)
@@ -93,64 +91,24 @@ class Skeleton:
         return out
 
 
-SMPL22 = Skeleton(
-    name="t2m",
-    joint_names=(
-        "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
-        "left_ankle", "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar",
-        "right_collar", "head", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
-        "left_wrist", "right_wrist",
-    ),
-    kinematic_chains=((0, 2, 5, 8, 11), (0, 1, 4, 7, 10), (0, 3, 6, 9, 12, 15), (9, 14, 17, 19, 21),
-                      (9, 13, 16, 18, 20)),
-    raw_directions=(
-        (0, 0, 0), (1, 0, 0), (-1, 0, 0), (0, 1, 0), (0, -1, 0), (0, -1, 0), (0, 1, 0), (0, -1, 0),
-        (0, -1, 0), (0, 1, 0), (0, 0, 1), (0, 0, 1), (0, 1, 0), (1, 0, 0), (-1, 0, 0), (0, 0, 1),
-        (0, -1, 0), (0, -1, 0), (0, -1, 0), (0, -1, 0), (0, -1, 0), (0, -1, 0),
-    ),
-    # bone lengths of new_joints/012314.npy (constant to < 3e-7 over frames); they round to the 4-decimal
-    # table of reference §4. The extra digits matter: with the rounded values the re-extracted features
-    # of 012314 are off by ~3e-5, with these by ~1e-7 (median).
-    target_lengths=(
-        0.0, 0.103074, 0.1098834, 0.1315682, 0.3936232, 0.3901882, 0.1431902, 0.432433, 0.4256434,
-        0.0573647, 0.1433818, 0.1494191, 0.21936, 0.1374868, 0.1433828, 0.1030392, 0.131614, 0.1229844,
-        0.2568399, 0.2630919, 0.2660118, 0.2698763,
-    ),
-    face_joints=(2, 1, 17, 16),
-    feet_left=(7, 10),
-    feet_right=(8, 11),
-    leg_joints=(5, 8),
-    left_right_pairs=T2M_LEFT_RIGHT_PAIRS,
-    fps=20.0,
-    feet_threshold=0.002,
-)  # fmt: skip
+_TABLES = read_json(__file__, "skeletons.json")
 
-# Index semantics (left/right) follow the official code's variable names (face_joint_indx, fid_l/fid_r);
-# the joint names are descriptive, not the official marker names.
-KIT21 = Skeleton(
-    name="kit",
-    joint_names=(
-        "root", "torso", "chest", "neck", "head", "right_shoulder", "right_elbow", "right_wrist",
-        "left_shoulder", "left_elbow", "left_wrist", "right_hip", "right_knee", "right_ankle",
-        "right_foot", "right_toe", "left_hip", "left_knee", "left_ankle", "left_foot", "left_toe",
-    ),
-    kinematic_chains=((0, 11, 12, 13, 14, 15), (0, 16, 17, 18, 19, 20), (0, 1, 2, 3, 4), (3, 5, 6, 7),
-                      (3, 8, 9, 10)),
-    raw_directions=(
-        (0, 0, 0), (0, 1, 0), (0, 1, 0), (0, 1, 0), (0, 1, 0), (1, 0, 0), (0, -1, 0), (0, -1, 0),
-        (-1, 0, 0), (0, -1, 0), (0, -1, 0), (1, 0, 0), (0, -1, 0), (0, -1, 0), (0, 0, 1), (0, 0, 1),
-        (-1, 0, 0), (0, -1, 0), (0, -1, 0), (0, 0, 1), (0, 0, 1),
-    ),
-    target_lengths=None,  # official target skeleton is clip 03950_gt, not available here
-    face_joints=(11, 16, 5, 8),
-    feet_left=(19, 20),
-    feet_right=(14, 15),
-    leg_joints=(17, 18),
-    left_right_pairs=KIT_LEFT_RIGHT_PAIRS,
-    fps=12.5,
-    feet_threshold=0.05,
-)  # fmt: skip
 
+def _tuples(value):
+    """JSON lists -> (nested) tuples, as the frozen Skeleton fields hold them."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+def _load(name: str) -> Skeleton:
+    return Skeleton(**{k: _tuples(v) for k, v in _TABLES[name].items()})
+
+
+SMPL22 = _load("t2m")
+KIT21 = _load("kit")
+# Mirroring pairs (left, right) of joint indices.
+T2M_LEFT_RIGHT_PAIRS = SMPL22.left_right_pairs
+KIT_LEFT_RIGHT_PAIRS = KIT21.left_right_pairs
+LEFT_RIGHT_PAIRS = {"t2m": T2M_LEFT_RIGHT_PAIRS, "kit": KIT_LEFT_RIGHT_PAIRS}
 _SKELETONS = {"t2m": SMPL22, "humanml3d": SMPL22, "kit": KIT21, "kit-ml": KIT21}
 
 

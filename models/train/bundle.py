@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
+from models.common.markdown import render
 from models.motion.normalize import Normalizer
 from models.train.config import CONFIG_DIR, TrainConfig, load_config
 from models.train.loops import STAGE_DIRS, TRAINERS, RunOptions, StageResult
@@ -19,19 +20,6 @@ from models.train.loops import STAGE_DIRS, TRAINERS, RunOptions, StageResult
 ORDER = ("vq", "mask", "res", "bamm", "length", "evaluator")
 # Share of a --max-minutes budget given to each stage (re-normalised over the stages still to run).
 BUDGET_SHARE = {"vq": 0.18, "mask": 0.21, "res": 0.19, "bamm": 0.31, "length": 0.01, "evaluator": 0.10}
-
-LICENCE = """## Licence
-
-These weights were trained on motion data whose terms are **non-commercial**; they inherit them:
-
-* Bandai Namco Research Motion Dataset: CC BY-NC 4.0 (Kobayashi et al. 2023, arXiv 2306.08861).
-* Reallusion motions (via nv-tlabs/ASE): "provided courtesy of Reallusion, strictly for noncommercial use".
-* CMU Graphics Lab Motion Capture Database: free for all uses; the data itself may not be resold.
-
-Use them for research only. Captions were built from the datasets' labels with templates, not written
-by annotators.
-"""
-
 
 def load_stage_configs(config_dir: str | Path | None = None, **overrides: Any) -> dict[str, TrainConfig]:
     """configs/train/<stage>.json for every stage (or from `config_dir`), with overrides applied to all."""
@@ -45,27 +33,26 @@ def _fmt(metrics: dict[str, float]) -> str:
     return ", ".join(f"{k} = {v:.4g}" for k, v in sorted(metrics.items()))
 
 
+def _stage_row(stage: str, result: StageResult, config: TrainConfig, seconds: float) -> str:
+    done = f"{result.fit.iteration}/{config.iters}" + (" (stopped early)" if result.fit.stopped_early else "")
+    return render(__file__, "templates/stage_row.md", stage=stage,
+                  size=config.size if stage in ("vq", "mask", "res", "bamm") else "-", done=done,
+                  batch_size=config.batch_size, minutes=f"{seconds / 60:.2f}", metrics=_fmt(result.metrics),
+                  best_iteration=result.fit.best_iteration)
+
+
 def model_card(title: str, stages: list[str], results: dict[str, StageResult],
                configs: dict[str, TrainConfig], data_dir: Path, command: str,
                seconds: dict[str, float]) -> str:
-    total = sum(seconds.values())
-    lines = [f"# {title}", "", "Trained by `hmu train` (models/train, configs/train) with the command below.", "",
-             "## Command", "", "```", command, "```", "",
-             f"Wall time of all training stages: {total / 60:.1f} min (torch {torch.__version__}, "
-             f"{torch.get_num_threads()} CPU threads).", "", "## Data", "",
-             f"HumanML3D-format folder `{data_dir}` (train split for training, val split for the metrics "
-             "below). Text features: `" + json.dumps(configs["mask"].text_encoder) + "`.", ""]
-    lines += ["## Stages", "", "| stage | model size | iterations | batch | wall time | best validation |",
-              "| --- | --- | --- | --- | --- | --- |"]
-    for stage in stages:
-        r, c = results[stage], configs[stage]
-        done = f"{r.fit.iteration}/{c.iters}" + (" (stopped early)" if r.fit.stopped_early else "")
-        size = c.size if stage in ("vq", "mask", "res", "bamm") else "-"
-        lines.append(f"| {stage} | {size} | {done} | {c.batch_size} | {seconds[stage] / 60:.2f} min "
-                     f"| {_fmt(r.metrics)} (it {r.fit.best_iteration}) |")
+    """MODEL_CARD.md of a trained bundle (package template `templates/model_card.md`, licence included)."""
     counts = {s: {k: v for k, v in results[s].info.items() if isinstance(v, int)} for s in stages}
-    lines += ["", "Data counts per stage: `" + json.dumps(counts) + "`", "", LICENCE]
-    return "\n".join(lines)
+    return render(
+        __file__, "templates/model_card.md", title=title, command=command,
+        minutes=f"{sum(seconds.values()) / 60:.1f}", torch_version=torch.__version__,
+        threads=torch.get_num_threads(), data_dir=data_dir, text_encoder=json.dumps(configs["mask"].text_encoder),
+        stage_rows="".join(_stage_row(s, results[s], configs[s], seconds[s]) for s in stages),
+        counts=json.dumps(counts),
+    )
 
 
 def train_default(data_dir: str | Path, out_dir: str | Path, config_dir: str | Path | None = None,

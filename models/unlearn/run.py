@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from models.common.markdown import render
 from models.data.concepts import Concept, concept_from_keywords, file_version, get_concept
 from models.unlearn.params import MethodParams
 
@@ -143,19 +144,14 @@ def _load_parent(model, device: str) -> tuple[Any, dict[str, Any]]:
 
 
 def _card(parent_card: str, manifest: dict[str, Any]) -> str:
+    """The parent's model card with an Unlearning section (package template `templates/unlearning_card.md`)."""
     concept = manifest["concept"]
-    lines = [
-        parent_card.rstrip(),
-        "",
-        "## Unlearning",
-        "",
-        f"* method: `{manifest['method']}`; concept: `{concept['name']}` "
-        f"({', '.join(k for ks in concept['sub_concepts'].values() for k in ks)})",
-        f"* parent sha256: `{manifest['parent']['sha256']}`",
-        f"* parameters and results: see manifest.json "
-        f"(hmu {manifest['software_version']}, {manifest['created']})",
-    ]
-    return "\n".join(lines) + "\n"
+    return render(
+        __file__, "templates/unlearning_card.md", parent=parent_card.rstrip(), method=manifest["method"],
+        concept=concept["name"], keywords=", ".join(k for ks in concept["sub_concepts"].values() for k in ks),
+        parent_sha256=manifest["parent"]["sha256"], version=manifest["software_version"],
+        created=manifest["created"],
+    )
 
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "default"
