@@ -11,6 +11,16 @@ from pathlib import Path
 import numpy as np
 
 from hmu import __version__
+from hmu.serve import serve
+from models.data import cli as data_cli
+from models.eval import cli as eval_cli
+from models.pipelines import FPS, MotionPipeline, default_model_dir
+from models.train import cli as train_cli
+from models.unlearn import cli as unlearn_cli
+from worker.app import run_worker
+
+# Sub-commands contributed by the data, training, unlearning and evaluation packages.
+REGISTRATIONS = (data_cli.register, train_cli.register, unlearn_cli.register, eval_cli.register)
 
 
 def _positive_int(text: str) -> int:
@@ -22,16 +32,12 @@ def _positive_int(text: str) -> int:
 
 def default_model_path() -> Path:
     """The shipped default model (MoMask-small)."""
-    from models.pipelines import default_model_dir
-
     return default_model_dir()
 
 
 # ---------------------------------------------------------------------------------------------- generate
 def write_motions(motions: list, out: Path, features_out: Path | None = None) -> None:
     """Write generated motions: `.npy` joints (T,22,3) or (K,T,22,3), or `.json` {"fps", "joints"}."""
-    from models.pipelines import FPS
-
     out.parent.mkdir(parents=True, exist_ok=True)
     suffix = out.suffix.lower()
     if suffix == ".npy":
@@ -57,8 +63,6 @@ def write_motions(motions: list, out: Path, features_out: Path | None = None) ->
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from models.pipelines import MotionPipeline
-
     pipeline = MotionPipeline.from_pretrained(args.model or default_model_path(), clip_path=args.clip_path)
     motions = pipeline.generate([args.text], lengths=[args.length], seed=args.seed, num_samples=args.num_samples)
     write_motions(motions, Path(args.out), Path(args.features_out) if args.features_out else None)
@@ -68,8 +72,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from models.pipelines import MotionPipeline
-
     pipeline = MotionPipeline.from_pretrained(args.source, clip_path=args.clip_path)
     out = pipeline.save_pretrained(args.out)
     print(f"wrote {pipeline.kind} model in the native format to {out}")
@@ -78,15 +80,11 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------- service
 def cmd_serve(args: argparse.Namespace) -> int:
-    from hmu.serve import serve
-
     serve(host=args.host, port=args.port)
     return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from worker.app import run_worker
-
     run_worker(queues=args.queues.split(","), concurrency=args.concurrency)
     return 0
 
@@ -114,10 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--clip-path")
     conv.set_defaults(func=cmd_convert)
 
-    serve = sub.add_parser("serve", help="run the service (embedded Redis + worker unless HMU_REDIS_URL is set)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.set_defaults(func=cmd_serve)
+    srv = sub.add_parser("serve", help="run the service (embedded Redis + worker unless HMU_REDIS_URL is set)")
+    srv.add_argument("--host", default="127.0.0.1")
+    srv.add_argument("--port", type=int, default=8000)
+    srv.set_defaults(func=cmd_serve)
 
     work = sub.add_parser("worker", help="run a Celery worker")
     work.add_argument("--queues", default="generate,unlearn,evaluate")
@@ -125,23 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="worker processes (default: HMU_WORKER_CONCURRENCY)")
     work.set_defaults(func=cmd_worker)
 
-    for register in _optional_registrations():
+    for register in REGISTRATIONS:
         register(sub)
     return parser
-
-
-def _optional_registrations() -> list:
-    """Sub-commands contributed by the data, training, unlearning and evaluation packages."""
-    registrations = []
-    for module_name in ("models.data.cli", "models.train.cli", "models.unlearn.cli", "models.eval.cli"):
-        try:
-            module = __import__(module_name, fromlist=["register"])
-        except ModuleNotFoundError as error:
-            if error.name and module_name.startswith(error.name):
-                continue
-            raise
-        registrations.append(module.register)
-    return registrations
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -22,6 +22,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from core.settings import QUEUES, Settings, get_settings, settings_env
+from service.main import create_app
 
 log = logging.getLogger("hmu.serve")
 START_ATTEMPTS = 3
@@ -83,8 +84,6 @@ def serve(host: str = "127.0.0.1", port: int = 8000, *, settings: Settings | Non
           worker_concurrency: int | None = None, log_level: str = "info") -> None:
     """Run the service in the foreground until interrupted (see the module docstring)."""
     import uvicorn
-
-    from service.main import create_app
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = settings or get_settings()

@@ -12,8 +12,8 @@ from starlette.concurrency import run_in_threadpool
 
 from core.jobstore import TERMINAL, new_job_id
 from core.metrics import RedisMetrics
+from core.queue import TASKS
 from service.deps import Services
-from worker.app import TASKS
 
 # HTTP status for a job that failed while the client waited for it (POST /generate).
 FAILURE_STATUS = {"bad_request": 422, "not_found": 404, "conflict": 409, "cancelled": 409,

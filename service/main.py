@@ -20,11 +20,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.jobstore import JobStore
 from core.metrics import HttpMetrics, RedisCollector
+from core.queue import create_celery
+from core.redis_client import redis_client, require_redis_url
 from core.settings import Settings, get_settings
 from models.version import package_version
 from service.deps import Services
 from service.routes import evaluate, generate, health, jobs, models, unlearn
-from worker.app import create_celery, redis_client, require_redis_url
 
 log = logging.getLogger("hmu.service")
 STATIC_DIR = Path(__file__).parent / "static"

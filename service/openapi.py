@@ -11,14 +11,13 @@ from pathlib import Path
 import yaml
 
 from core.settings import REPO_ROOT, Settings
+from service.main import create_app
 
 OPENAPI_PATH = REPO_ROOT / "openapi.yaml"
 
 
 def openapi_yaml() -> str:
     """The OpenAPI document as YAML (independent of the environment: built from fixed settings)."""
-    from service.main import create_app
-
     settings = Settings(redis_url="redis://localhost:6379/0", api_keys={"doc": ["admin"]})
     spec = create_app(settings).openapi()
     return yaml.safe_dump(spec, sort_keys=False, allow_unicode=True, width=110)

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from core.registry import ID_PATTERN
+from models.common.sampling_config import SamplingConfig
 
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 JobType = Literal["generate", "unlearn", "evaluate"]
@@ -46,9 +47,11 @@ class GenerateRequest(Strict):
 
     _text = field_validator("text")(_not_blank)
 
-    def sampling(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("timesteps", "cond_scale", "res_cond_scale", "temperature",
-                                              "topk_filter_thres")}
+    def sampling(self) -> SamplingConfig:
+        """The sampling knobs of this request (None: the model's default)."""
+        return SamplingConfig(timesteps=self.timesteps, cond_scale=self.cond_scale,
+                              res_cond_scale=self.res_cond_scale, temperature=self.temperature,
+                              topk_filter_thres=self.topk_filter_thres)
 
 
 class MotionSample(BaseModel):

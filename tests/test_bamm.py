@@ -7,7 +7,7 @@ import torch
 
 from models.bamm import BAMMTransformer
 from models.bamm.attention import attention_allowed, blocked_per_head, condition_positions
-from models.common import categorical_sample, lowest_k_mask, num_masked, uniform
+from models.common.sampling import categorical_sample, lowest_k_mask, num_masked, uniform
 from models.momask import TransformerConfig
 
 K = 12  # codes 0..11, end 12, pad 13, mask 14

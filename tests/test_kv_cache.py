@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.common import build_encoder
 from models.common.kv_cache import CachedCausalEncoder
+from models.common.transformer import build_encoder
 
 
 def test_steps_equal_the_full_causal_forward():

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from models.common import (
-    PositionalEncoding,
+from models.common.position import PositionalEncoding
+from models.common.sampling import (
     categorical_sample,
     cfg_combine,
     gumbel_sample,

@@ -19,11 +19,11 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from core.queue import create_celery
 from core.settings import Settings
 from hmu.serve import embedded_redis, worker_process
 from service.main import create_app
 from tests.conftest import RedisServer, free_port
-from worker.app import create_celery
 
 GEN = {"X-API-Key": "gen-key"}
 EVAL = {"X-API-Key": "eval-key"}

@@ -11,9 +11,9 @@ import pytest
 import redis
 
 from core.jobstore import JobStore
+from core.queue import create_celery
 from core.settings import Settings
 from hmu.serve import embedded_redis, worker_process
-from worker.app import create_celery
 
 pytestmark = pytest.mark.slow
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
@@ -17,11 +18,12 @@ import redis
 import yaml
 
 from core.jobstore import JobStore
+from core.queue import broker_url
 from core.settings import REPO_ROOT, Settings, settings_env
 from hmu.serve import embedded_redis
+from models.common.sampling_config import SamplingConfig
 from service.schemas import GenerateRequest, UnlearnRequest
 from service.uploads import Limits, UploadError, extract_archive
-from worker.app import broker_url
 from worker.batching import MicroBatcher
 
 LIMITS = Limits(max_files=50, max_unpacked_bytes=10_000, max_frames=200)
@@ -130,15 +132,22 @@ def test_gateway_fails_a_running_job_whose_worker_vanished(redis_url: str, tmp_p
     assert record["state"] == "failed" and record["error"]["code"] == "worker_lost"
 
 
-def test_missing_model_side_entry_point_is_a_clear_job_error():
-    from worker.adapters import AdapterUnavailable, _entry_point
+def test_sampling_config_travels_from_request_to_batch_key():
+    body = GenerateRequest(text="walk", timesteps=5, cond_scale=4)
+    stored = body.sampling().to_dict()  # what the route puts into the job record
+    assert stored == {"timesteps": 5, "cond_scale": 4.0}
+    assert SamplingConfig.from_dict(json.loads(json.dumps(stored))) == body.sampling()
+    assert hash(SamplingConfig.from_dict(stored)) == hash(SamplingConfig(cond_scale=4.0, timesteps=5))
+    assert GenerateRequest(text="walk").sampling().to_dict() == {}
 
-    message = "exporting is not available yet.*models.nope.f is missing"
-    with pytest.raises(AdapterUnavailable, match=message) as info:
-        _entry_point("models.nope", "f", "exporting")
-    assert info.value.code == "not_available"
-    with pytest.raises(AdapterUnavailable, match="models.motion.features.nope is missing"):
-        _entry_point("models.motion.features", "nope", "exporting")
+
+def test_worker_imports_the_model_side_with_its_entry_module():
+    """Task threads must not be the first to import the model code (concurrent first imports race)."""
+    code = ("import sys, worker.app; "
+            "need = ('models.pipelines', 'models.unlearn.run', 'models.eval.run', 'models.motion.bvh_export'); "
+            "missing = [m for m in need if m not in sys.modules]; print(missing); sys.exit(1 if missing else 0)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 # ---------------------------------------------------------------------------------------------- batching
@@ -291,7 +300,8 @@ def test_gateway_never_imports_torch():
             "from service.routes.unlearn import check_concept; from service.schemas import UnlearnRequest; "
             "check_concept(UnlearnRequest(method='lcr', concept='violence')); "
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'models') "
-            "and m not in ('models', 'models.version', 'models.data', 'models.data.concepts')); "
+            "and m not in ('models', 'models.version', 'models.common', 'models.common.sampling_config', "
+            "'models.data', 'models.data.concepts')); "
             "print(bad); sys.exit(1 if bad else 0)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -1,88 +1,39 @@
-"""Thin adapters from the worker tasks to the model-side entry points.
-
-Each function names exactly one implementation; while that implementation is not in the tree the
-function raises `AdapterUnavailable`, and the job fails with a clear "not available yet" error.
-"""
+"""Thin adapters from the worker tasks to the model-side entry points (one implementation each)."""
 
 from __future__ import annotations
 
-import importlib
-import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from core.jobstore import JobError
+from models.eval.run import run_evaluation as _run_evaluation
+from models.motion.bvh_export import joints_to_bvh as _joints_to_bvh
+from models.unlearn.run import run_unlearning as _run_unlearning
 
 Progress = Callable[[float, str], None]
-log = logging.getLogger(__name__)
-WARM_MODULES = ("models.pipelines", "models.unlearn", "models.eval.run", "models.motion.bvh_export")
 
 
-class AdapterUnavailable(JobError):
-    def __init__(self, what: str, where: str):
-        super().__init__("not_available", f"{what} is not available yet in this installation "
-                                          f"({where} is missing)")
-
-
-def warm_imports() -> None:
-    """Import the model side once, in the main thread, before the task threads start.
-
-    Task threads that import the same (circularly imported) packages for the first time at once can see
-    partially initialised modules (ImportError or KeyError inside a job); importing up front avoids it.
-    """
-    names = list(WARM_MODULES)
-    try:
-        from models.unlearn.run import METHODS
-
-        names += [module for module, *_ in METHODS.values()]
-    except ImportError as error:
-        log.warning("could not import models.unlearn.run: %s", error)
-    for name in names:
-        try:
-            importlib.import_module(name)
-        except ImportError as error:  # the job that needs it fails with a clear error later
-            log.warning("could not import %s: %s", name, error)
-
-
-def _entry_point(module_name: str, function: str, what: str) -> Callable[..., Any]:
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as error:
-        if error.name and module_name.startswith(error.name):
-            raise AdapterUnavailable(what, f"{module_name}.{function}") from error
-        raise
-    impl = getattr(module, function, None)
-    if impl is None:
-        raise AdapterUnavailable(what, f"{module_name}.{function}")
-    return impl
-
-
-def run_unlearning(*, base_model_dir: Path, out_dir: Path, method: str, concept: str | None,
+def run_unlearning(*, base_model_dir: Path, out_dir: Path, method: str, concept: str | None,  # reason: job fields
                    keywords: list[str] | None, parameters: dict[str, Any], data_dir: Path | None, device: str,
                    progress: Progress) -> dict[str, Any]:
     """Unlearn a concept from the model at `base_model_dir`; write the new native model to `out_dir`.
 
     `data_dir`: HumanML3D-format data for the methods that need it. Returns the new model's manifest.
     """
-    impl = _entry_point("models.unlearn", "run_unlearning", "unlearning")
-    return dict(impl(base_model_dir=base_model_dir, out_dir=out_dir, method=method, concept=concept,
-                     keywords=keywords, parameters=parameters, data_dir=data_dir, device=device,
-                     progress=progress))
+    return dict(_run_unlearning(base_model_dir=base_model_dir, out_dir=out_dir, method=method, concept=concept,
+                                keywords=keywords, parameters=parameters, data_dir=data_dir, device=device,
+                                progress=progress))
 
 
 def run_evaluation(*, models: dict[str, Path], forget_dir: Path, retain_dir: Path, out_dir: Path,
                    parameters: dict[str, Any], device: str, progress: Progress) -> dict[str, Any]:
     """Evaluate `models` (id -> folder) on a forget and a retain set (HumanML3D layout); return the report."""
-    impl = _entry_point("models.eval.run", "run_evaluation", "evaluation")
-    report = impl(models=models, forget_dir=forget_dir, retain_dir=retain_dir, out_dir=out_dir,
-                  parameters=parameters, device=device, progress=progress)
-    return dict(report)
+    return dict(_run_evaluation(models=models, forget_dir=forget_dir, retain_dir=retain_dir, out_dir=out_dir,
+                                parameters=parameters, device=device, progress=progress))
 
 
 def joints_to_bvh(joints: np.ndarray, fps: int) -> str:
     """BVH text of a (T, 22, 3) joint motion."""
-    impl = _entry_point("models.motion.bvh_export", "joints_to_bvh", "BVH export")
-    return str(impl(joints, fps=fps))
+    return str(_joints_to_bvh(joints, fps=fps))

@@ -5,12 +5,12 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from typing import Any
 
 from core.jobstore import JobError
 from core.metrics import RedisMetrics
 from core.registry import NotFound, model_dir
 from core.settings import Settings
+from models.pipelines import MotionPipeline
 
 
 class ModelCache:
@@ -20,11 +20,11 @@ class ModelCache:
         self.settings = settings
         self.metrics = metrics
         self.size = size or settings.model_cache_size
-        self._models: OrderedDict[str, Any] = OrderedDict()
+        self._models: OrderedDict[str, MotionPipeline] = OrderedDict()
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
 
-    def get(self, model_id: str) -> Any:
+    def get(self, model_id: str) -> MotionPipeline:
         with self._lock:
             if model_id in self._models:
                 self._models.move_to_end(model_id)
@@ -41,9 +41,7 @@ class ModelCache:
                     self._models.popitem(last=False)
         return pipeline
 
-    def _load(self, model_id: str) -> Any:
-        from models.pipelines import MotionPipeline
-
+    def _load(self, model_id: str) -> MotionPipeline:
         try:
             path = model_dir(self.settings, model_id)
         except NotFound as error:

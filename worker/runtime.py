@@ -14,8 +14,8 @@ from typing import Any
 
 from core.jobstore import JobError, JobStore
 from core.metrics import RedisMetrics
+from core.redis_client import redis_client, require_redis_url
 from core.settings import Settings
-from worker.app import redis_client, require_redis_url
 from worker.batching import MicroBatcher
 from worker.cache import ModelCache
 

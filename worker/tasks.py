@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import secrets
 import shutil
-from collections.abc import Hashable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,14 +17,15 @@ import numpy as np
 from celery import Celery
 
 from core.jobstore import JobError
+from core.queue import TASKS
 from core.registry import NotFound, dataset_dir, model_dir, model_exists
+from models.common.sampling_config import SamplingConfig
+from models.pipelines import FPS, GeneratedMotion
 from worker import adapters
-from worker.app import TASKS
 from worker.batching import MicroBatcher
 from worker.cache import ModelCache
 from worker.runtime import JobContext, WorkerRuntime
 
-FPS = 20
 DECIMALS = 5  # 0.01 mm: enough for joints in metres, keeps JSON results small
 
 
@@ -53,17 +53,22 @@ def register_tasks(app: Celery, runtime: WorkerRuntime) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- generate
+BatchKey = tuple[str, SamplingConfig]  # (model id, sampling knobs): requests that can share one model call
+
+
 @dataclass(frozen=True)
 class GenerateItem:
+    """One generate request inside a batch: `num_samples` motions of `text`, sample j seeded `seed + j`."""
+
     text: str
     length: int | None
     num_samples: int
     seed: int
 
 
-def generate_batch(models: ModelCache, key: Hashable, items: list[GenerateItem]) -> list[list[Any]]:
+def generate_batch(models: ModelCache, key: BatchKey, items: list[GenerateItem]) -> list[list[GeneratedMotion]]:
     """One model call for several requests of the same model and sampling knobs; motions per request."""
-    model_id, knobs = key
+    model_id, config = key
     pipeline = models.get(model_id)
     texts, lengths, seeds = [], [], []
     for item in items:
@@ -73,7 +78,7 @@ def generate_batch(models: ModelCache, key: Hashable, items: list[GenerateItem])
             seeds.append(item.seed + j)
     if models.metrics is not None:
         models.metrics.observe("hmu_generate_batch_size", (model_id,), len(texts))
-    motions = pipeline.generate(texts, lengths, seeds=seeds, **dict(knobs))
+    motions = pipeline.generate(texts, lengths, seeds=seeds, **config.to_dict())
     out, start = [], 0
     for item in items:
         out.append(motions[start:start + item.num_samples])
@@ -90,15 +95,15 @@ def run_generate(runtime: WorkerRuntime, job: JobContext) -> dict[str, Any]:
     item = GenerateItem(text=request["text"], length=request.get("length_frames"),
                         num_samples=int(request.get("num_samples", 1)),
                         seed=int(seed) if seed is not None else secrets.randbelow(2**31 - 16))
-    knobs = tuple(sorted((k, v) for k, v in (request.get("sampling") or {}).items() if v is not None))
+    config = SamplingConfig.from_dict(request.get("sampling"))
     job.check_cancelled()
-    motions = runtime.batcher.submit((model_id, knobs), item)
+    motions = runtime.batcher.submit((model_id, config), item)
     fmt = request.get("format", "joints")
     return {"job_id": job.id, "model": model_id, "format": fmt, "fps": FPS,
             "samples": [motion_payload(m, fmt) for m in motions]}
 
 
-def motion_payload(motion: Any, fmt: str) -> dict[str, Any]:
+def motion_payload(motion: GeneratedMotion, fmt: str) -> dict[str, Any]:
     """A generated motion as JSON: joints (T, 22, 3), features (T, 263) or BVH text."""
     sample: dict[str, Any] = {"text": motion.text, "length": int(motion.length), "seed": motion.seed}
     if fmt == "joints":

@@ -14,21 +14,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.bamm.attention import attention_allowed, blocked_per_head, condition_positions
-from models.common import (
-    CondTransformerBase,
-    Generators,
-    OutputProcess,
-    categorical_sample,
-    cfg_combine,
-    check_token_lens,
-    eval_mode,
-    init_weights,
-    lengths_to_mask,
-    lowest_k_mask,
-    num_masked,
-    uniform,
-)
+from models.common.heads import OutputProcess
 from models.common.kv_cache import CachedCausalEncoder
+from models.common.masks import check_token_lens, lengths_to_mask
+from models.common.sampling import Generators, categorical_sample, cfg_combine, lowest_k_mask, num_masked, uniform
+from models.common.transformer import CondTransformerBase, eval_mode, init_weights
 from models.momask.config import TransformerConfig
 
 MAX_TOKENS = 49  # 196 frames // 4: BAMM always decodes 49 token slots (+ one spare slot for the end token)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.common import Generators, categorical_sample, eval_mode, init_weights
+from models.common.sampling import Generators, categorical_sample
+from models.common.transformer import eval_mode, init_weights
 
 
 class LengthEstimator(nn.Module):

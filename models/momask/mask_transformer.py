@@ -5,24 +5,21 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.common import (
-    CondTransformerBase,
+from models.common.heads import OutputProcess
+from models.common.losses import ce_and_accuracy
+from models.common.masks import check_token_lens, lengths_to_mask
+from models.common.sampling import (
     Generators,
-    OutputProcess,
     categorical_sample,
-    ce_and_accuracy,
     cfg_combine,
-    check_token_lens,
     cosine_schedule,
-    eval_mode,
     gumbel_sample,
-    init_weights,
-    lengths_to_mask,
     lowest_k_mask,
     num_masked,
     top_k_filter,
     uniform,
 )
+from models.common.transformer import CondTransformerBase, eval_mode, init_weights
 from models.momask.config import TransformerConfig
 
 

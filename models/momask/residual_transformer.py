@@ -6,21 +6,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.common import (
-    CondTransformerBase,
-    Generators,
-    OutputProcess,
-    ce_and_accuracy,
-    cfg_combine,
-    check_token_lens,
-    cosine_schedule,
-    eval_mode,
-    gumbel_sample,
-    init_weights,
-    lengths_to_mask,
-    top_k_filter,
-    uniform,
-)
+from models.common.heads import OutputProcess
+from models.common.losses import ce_and_accuracy
+from models.common.masks import check_token_lens, lengths_to_mask
+from models.common.sampling import Generators, cfg_combine, cosine_schedule, gumbel_sample, top_k_filter, uniform
+from models.common.transformer import CondTransformerBase, eval_mode, init_weights
 from models.momask.config import TransformerConfig
 
 

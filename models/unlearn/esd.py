@@ -25,7 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.common import cosine_schedule, lengths_to_mask
+from models.common.masks import lengths_to_mask
+from models.common.sampling import cosine_schedule
 from models.data.concepts import Concept
 from models.unlearn.params import MethodParams, one_of, require
 from models.unlearn.uce import PRESERVE_PROMPTS

@@ -24,7 +24,7 @@ async def generate(body: GenerateRequest, request: Request, services: Services =
     if not await run_in_threadpool(registry.model_exists, services.settings, model_id):
         raise HTTPException(404, f"model {model_id!r} not found; GET /models lists the available ones")
     payload = {"text": body.text, "length_frames": body.length_frames, "num_samples": body.num_samples,
-               "seed": body.seed, "format": body.format, "sampling": body.sampling()}
+               "seed": body.seed, "format": body.format, "sampling": body.sampling().to_dict()}
     record = await dispatch.submit(services, "generate", payload, model_id)
     record = await dispatch.wait(services, record["id"], body.wait_seconds)
     if record["state"] == "succeeded":

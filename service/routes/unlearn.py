@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
 from core import registry
+from models.data.concepts import concept_from_keywords, get_concept
 from service import dispatch
 from service.deps import Services, get_services, require
 from service.schemas import AUTH_ERRORS, JobAccepted, UnlearnRequest, error_responses
@@ -26,8 +27,6 @@ def check_concept(body: UnlearnRequest) -> None:
 
     Method parameters are checked by the worker (their validators live next to the torch code).
     """
-    from models.data.concepts import concept_from_keywords, get_concept
-
     try:
         if body.concept is not None:
             get_concept(body.concept)

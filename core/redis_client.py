@@ -1,0 +1,22 @@
+"""The Redis connection shared by the gateway and the workers (job records, metrics, worker presence)."""
+
+from __future__ import annotations
+
+import redis
+
+from core.settings import Settings
+
+
+def require_redis_url(settings: Settings) -> str:
+    """`settings.redis_url`, or a clear error when it is not set."""
+    if not settings.redis_url:
+        raise ValueError("HMU_REDIS_URL is not set (e.g. redis://localhost:6379/0); `hmu serve` without it "
+                         "starts an embedded Redis")
+    return settings.redis_url
+
+
+def redis_client(url: str, **options) -> redis.Redis:
+    """A redis-py client for redis://, rediss:// or unix:// URLs with short timeouts (fail fast: 503)."""
+    options = {"decode_responses": True, "socket_connect_timeout": 2, "socket_timeout": 10,
+               "health_check_interval": 15, **options}
+    return redis.Redis.from_url(url, **options)
