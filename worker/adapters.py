@@ -15,10 +15,11 @@ from typing import Any
 import numpy as np
 
 from core.jobstore import JobError
+from models.unlearn.config import UnlearnConfig
 
 Progress = Callable[[float, str], None]
 log = logging.getLogger(__name__)
-WARM_MODULES = ("models.pipelines", "models.unlearn", "models.eval.run", "models.motion.bvh_export")
+WARM_MODULES = ("models.pipelines", "models.unlearn.run", "models.eval.run", "models.motion.bvh_export")
 
 
 class AdapterUnavailable(JobError):
@@ -33,14 +34,7 @@ def warm_imports() -> None:
     Task threads that import the same (circularly imported) packages for the first time at once can see
     partially initialised modules (ImportError or KeyError inside a job); importing up front avoids it.
     """
-    names = list(WARM_MODULES)
-    try:
-        from models.unlearn.run import METHODS
-
-        names += [module for module, *_ in METHODS.values()]
-    except ImportError as error:
-        log.warning("could not import models.unlearn.run: %s", error)
-    for name in names:
+    for name in WARM_MODULES:  # models.unlearn.run imports every registered method
         try:
             importlib.import_module(name)
         except ImportError as error:  # the job that needs it fails with a clear error later
@@ -67,10 +61,10 @@ def run_unlearning(*, base_model_dir: Path, out_dir: Path, method: str, concept:
 
     `data_dir`: HumanML3D-format data for the methods that need it. Returns the new model's manifest.
     """
-    impl = _entry_point("models.unlearn", "run_unlearning", "unlearning")
-    return dict(impl(base_model_dir=base_model_dir, out_dir=out_dir, method=method, concept=concept,
-                     keywords=keywords, parameters=parameters, data_dir=data_dir, device=device,
-                     progress=progress))
+    impl = _entry_point("models.unlearn.run", "run_unlearning", "unlearning")
+    config = UnlearnConfig(model=base_model_dir, method=method, out_dir=out_dir, concept=concept, keywords=keywords,
+                           params=parameters, data_dir=data_dir, device=device)
+    return dict(impl(config, progress))
 
 
 def run_evaluation(*, models: dict[str, Path], forget_dir: Path, retain_dir: Path, out_dir: Path,
