@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from core.jobstore import JobError
+from models.eval.config import EvalConfig
 from models.unlearn.config import UnlearnConfig
 
 Progress = Callable[[float, str], None]
@@ -71,8 +72,9 @@ def run_evaluation(*, models: dict[str, Path], forget_dir: Path, retain_dir: Pat
                    parameters: dict[str, Any], device: str, progress: Progress) -> dict[str, Any]:
     """Evaluate `models` (id -> folder) on a forget and a retain set (HumanML3D layout); return the report."""
     impl = _entry_point("models.eval.run", "run_evaluation", "evaluation")
-    report = impl(models=models, forget_dir=forget_dir, retain_dir=retain_dir, out_dir=out_dir,
-                  parameters=parameters, device=device, progress=progress)
+    config = EvalConfig.with_parameters(parameters, models=models, forget_dir=forget_dir, retain_dir=retain_dir,
+                                        out_dir=out_dir, device=device)
+    report = impl(config, progress)
     return dict(report)
 
 

@@ -8,6 +8,12 @@ import json
 import sys
 from pathlib import Path
 
+from tqdm import tqdm
+
+from models.eval.config import EvalConfig
+from models.eval.run import run_evaluation
+from models.evaluator.violence_classifier import train_violence_classifier
+
 
 def _nonneg_int(text: str) -> int:
     value = int(text)
@@ -88,8 +94,6 @@ class Bar:
     """Progress on stderr: a tqdm bar (fraction x 1000) with the latest message."""
 
     def __init__(self, enabled: bool = True):
-        from tqdm import tqdm
-
         self.bar = tqdm(
             total=1000, disable=not enabled, file=sys.stderr, bar_format="{l_bar}{bar}| {elapsed}<{remaining}"
         )
@@ -104,35 +108,33 @@ class Bar:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from models.eval.run import run_evaluation
-
     if args.data is None and (args.forget is None or args.retain is None):
         raise ValueError("give --data (split by --concept) or both --forget and --retain")
+    config = EvalConfig(
+        models=[Path(m) for m in args.model],
+        data_dir=args.data,
+        concept=args.concept,
+        out_dir=args.out,
+        forget_dir=args.forget,
+        retain_dir=args.retain,
+        repeats=args.repeats,
+        evaluator=args.evaluator,
+        glove_dir=args.glove,
+        split=args.split,
+        batch_size=args.batch_size,
+        mm_batches=args.mm_batches,
+        mm_repeats=args.mm_repeats,
+        seed=args.seed,
+        max_items=args.max_items,
+        classifier=args.classifier,
+        implicit_prompts=args.implicit,
+        sampling={"timesteps": args.timesteps} if args.timesteps else None,
+        plots=not args.no_plots,
+        device=args.device,
+    )
     bar = Bar(not args.no_progress)
     try:
-        report = run_evaluation(
-            [Path(m) for m in args.model],
-            args.data,
-            args.concept,
-            args.out,
-            forget_dir=args.forget,
-            retain_dir=args.retain,
-            repeats=args.repeats,
-            evaluator=args.evaluator,
-            glove_dir=args.glove,
-            split=args.split,
-            batch_size=args.batch_size,
-            mm_batches=args.mm_batches,
-            mm_repeats=args.mm_repeats,
-            seed=args.seed,
-            max_items=args.max_items,
-            classifier=args.classifier,
-            implicit_prompts=args.implicit,
-            sampling={"timesteps": args.timesteps} if args.timesteps else None,
-            plots=not args.no_plots,
-            device=args.device,
-            progress=bar,
-        )
+        report = run_evaluation(config, progress=bar)
     finally:
         bar.close()
     print(Path(report["files"]["markdown"]).read_text(encoding="utf-8"))
@@ -141,8 +143,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_train_classifier(args: argparse.Namespace) -> int:
-    from models.evaluator.violence_classifier import train_violence_classifier
-
     bar = Bar()
     try:
         _, info = train_violence_classifier(
