@@ -27,6 +27,7 @@ from models.evaluator.t2m_evaluator import (
     MovementConvEncoder,
     init_weights,
 )
+from models.text.base import load_text_encoder as load_spec
 
 FORMAT = "hmu-evaluator"
 FORMAT_VERSION = 1
@@ -170,8 +171,6 @@ class OurEvaluator(CoEmbeddingEvaluator):
             raise ValueError(f"{cfg_path}: not a {FORMAT} v{FORMAT_VERSION} config")
         spec = meta.get("text_encoder")
         if text_encoder is None and load_text_encoder and spec is not None:
-            from models.text.base import load_text_encoder as load_spec
-
             text_encoder = load_spec(spec, search_paths=[path])
         model = cls(OurEvaluatorConfig.from_dict(meta["config"]), text_encoder)
         load_state_dict_strict(model, load_file(str(weights)), weights)

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
+from models.bamm import BAMMTransformer
 from models.data.datasets import (
     EpochSampler,
     MotionWindowDataset,
@@ -27,13 +28,18 @@ from models.data.datasets import (
     attach_text_features,
     cache_codes,
     generator_for,
+    index_batches,
     training_normalizer,
 )
+from models.evaluator.training import build_evaluator, evaluator_objective
+from models.momask import LengthEstimator, MaskTransformer, ResidualTransformer, TransformerConfig
 from models.motion.features import features_to_joints
 from models.motion.normalize import Normalizer
 from models.presets import TRANSFORMER_PRESETS, VQ_PRESETS, preset
+from models.text.base import load_text_encoder
 from models.train.config import TrainConfig, load_config
 from models.train.engine import BEST, FitResult, fit, load_checkpoint
+from models.vq import RVQVAE, VQConfig
 
 STAGE_DIRS = {"vq": "vq", "mask": "mask", "res": "res", "bamm": "bamm", "length": "length",
               "evaluator": "evaluator_train"}
@@ -79,14 +85,7 @@ def _finish(stage: str, model: torch.nn.Module, result: FitResult, stage_dir: Pa
 def _text_encoder(cfg: TrainConfig, opts: RunOptions):
     if opts.text_encoder is not None:
         return opts.text_encoder
-    from models.text.base import load_text_encoder
-
     return load_text_encoder(cfg.text_encoder, device=opts.device)
-
-
-def _batches(n: int, size: int):
-    for start in range(0, n, size):
-        yield torch.arange(start, min(n, start + size))
 
 
 def mpjpe_cm(pred_joints: torch.Tensor, gt_joints: torch.Tensor) -> torch.Tensor:
@@ -98,8 +97,6 @@ def mpjpe_cm(pred_joints: torch.Tensor, gt_joints: torch.Tensor) -> torch.Tensor
 
 # ------------------------------------------------------------------------------------ VQ
 def build_vq(cfg: TrainConfig, dim_pose: int) -> torch.nn.Module:
-    from models.vq import RVQVAE, VQConfig
-
     return RVQVAE(VQConfig(dim_pose=dim_pose, **{**preset(VQ_PRESETS, cfg.size), **cfg.model}))
 
 
@@ -127,8 +124,6 @@ def _vq_ema_state(vq) -> tuple:
 
 def load_vq(vq_dir: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, Normalizer]:
     """The best VQ of a `train_vq` output directory and its training normaliser (mean.npy, std.npy)."""
-    from models.vq import RVQVAE, VQConfig
-
     vq_dir = Path(vq_dir)
     config_path = vq_dir / "vq_config.json"
     if not config_path.is_file():
@@ -239,8 +234,6 @@ def _token_setup(data_dir, out_dir, cfg, opts, vq_dir):
 
 
 def transformer_config(cfg: TrainConfig, vq, cond_dim: int, **extra: Any):
-    from models.momask import TransformerConfig
-
     shared = {"num_tokens": vq.cfg.nb_code, "code_dim": vq.cfg.code_dim,
               "num_quantizers": vq.cfg.num_quantizers, "shared_codebook": vq.cfg.shared_codebook,
               "cond_dim": cond_dim}
@@ -267,7 +260,7 @@ def _train_tokens(stage: str, model: torch.nn.Module, loss_fn, data_dir, out_dir
         n = min(len(val), cfg.val_items)
         data_gen, model_gen = generator_for(cfg.seed, 0, 5), generator_for(cfg.seed, 0, 6, device=device)
         total, acc_total = 0.0, 0.0
-        for idx in _batches(n, cfg.batch_size):
+        for idx in index_batches(n, cfg.batch_size):
             batch = to_dev(val.batch(idx, data_gen, motion=False, ids=True))
             loss, acc = loss_fn(model, batch, model_gen)
             total += float(loss) * len(idx)
@@ -308,16 +301,12 @@ def _train_transformer(stage: str, model_cls, loss_fn, data_dir, out_dir, cfg: T
 def train_mask(data_dir, out_dir, cfg: TrainConfig | None = None, opts: RunOptions | None = None,
                vq_dir: str | Path | None = None) -> StageResult:
     """MoMask base masked transformer on cached layer-0 codes; best = lowest val loss."""
-    from models.momask import MaskTransformer
-
     return _train_transformer("mask", MaskTransformer, _layer0_loss, data_dir, out_dir, cfg, opts, vq_dir)
 
 
 def train_residual(data_dir, out_dir, cfg: TrainConfig | None = None, opts: RunOptions | None = None,
                    vq_dir: str | Path | None = None) -> StageResult:
     """MoMask residual transformer (layers 1..Q-1) on cached codes; best = lowest val loss."""
-    from models.momask import ResidualTransformer
-
     return _train_transformer("res", ResidualTransformer, _residual_loss, data_dir, out_dir, cfg, opts, vq_dir,
                               cond_drop_prob=0.2, share_weight=True)
 
@@ -325,8 +314,6 @@ def train_residual(data_dir, out_dir, cfg: TrainConfig | None = None, opts: RunO
 def train_bamm(data_dir, out_dir, cfg: TrainConfig | None = None, opts: RunOptions | None = None,
                vq_dir: str | Path | None = None) -> StageResult:
     """BAMM base transformer on cached layer-0 codes; best = lowest val loss."""
-    from models.bamm import BAMMTransformer
-
     return _train_transformer("bamm", BAMMTransformer, _layer0_loss, data_dir, out_dir, cfg, opts, vq_dir)
 
 
@@ -349,8 +336,6 @@ def _vq_normalizer(data_dir, out_dir, cfg, vq_dir) -> Normalizer:
 def train_length_estimator(data_dir, out_dir, cfg: TrainConfig | None = None, opts: RunOptions | None = None,
                            vq_dir: str | Path | None = None) -> StageResult:
     """LengthEstimator(cond_dim, 50): text feature -> token length (m // 4) class; best = lowest val CE."""
-    from models.momask import LengthEstimator
-
     cfg = cfg or load_config("length")
     opts = opts or RunOptions()
     device, _, encoder, train, val = _text_setup(data_dir, out_dir, cfg, opts, vq_dir)
@@ -373,7 +358,7 @@ def train_length_estimator(data_dir, out_dir, cfg: TrainConfig | None = None, op
         n = min(len(val), cfg.val_items)
         data_gen = generator_for(cfg.seed, 0, 5)
         sums = np.zeros(2)
-        for idx in _batches(n, cfg.batch_size):
+        for idx in index_batches(n, cfg.batch_size):
             loss, acc = loss_acc(val.batch(idx, data_gen, motion=False))
             sums += np.array([float(loss), float(acc)]) * len(idx)
         return {"val_loss": sums[0] / n, "val_acc": sums[1] / n}
@@ -386,47 +371,17 @@ def train_length_estimator(data_dir, out_dir, cfg: TrainConfig | None = None, op
 
 def train_evaluator(data_dir, out_dir, cfg: TrainConfig | None = None, opts: RunOptions | None = None,
                     vq_dir: str | Path | None = None) -> StageResult:
-    """Our text/motion co-embedding evaluator (contrastive); motions normalised with the VQ's statistics
-    so generated (VQ-normalised) motions can be embedded directly; best = lowest val loss."""
-    from models.evaluator.our_evaluator import OurEvaluator, OurEvaluatorConfig, contrastive_loss
-
+    """Our text/motion co-embedding evaluator (contrastive, `models.evaluator.training`); motions normalised
+    with the VQ's statistics so generated (VQ-normalised) motions can be embedded directly; best = lowest
+    val loss."""
     cfg = cfg or load_config("evaluator")
     opts = opts or RunOptions()
     device, normalizer, encoder, train, val = _text_setup(data_dir, out_dir, cfg, opts, vq_dir)
     torch.manual_seed(cfg.seed)
-    ecfg = OurEvaluatorConfig(**{"dim_pose": normalizer.dim, "text_dim": encoder.dim, **cfg.model})
-    model = OurEvaluator(ecfg).to(device)
+    model = build_evaluator(normalizer.dim, encoder.dim, cfg.model).to(device)
     stage_dir = Path(out_dir) / STAGE_DIRS["evaluator"]
-    sampler = EpochSampler(len(train), cfg.batch_size, cfg.seed)
-
-    def loss_logs(batch, gen):
-        cond = batch["cond"].to(device)
-        t_emb = model.embed_text(cond)
-        m_emb = model.embed_motion(batch["motion"].to(device), batch["m_lens"].to(device))
-        loss, logs = contrastive_loss(t_emb, m_emb, ecfg, text_features=cond, generator=gen)
-        sim = t_emb @ m_emb.T
-        logs["top1"] = float((sim.argmax(-1) == torch.arange(len(sim), device=device)).float().mean())
-        return loss, logs
-
-    def step(it: int, gen: torch.Generator):
-        loss, logs = loss_logs(train.batch(sampler.indices(it), generator_for(cfg.seed, it, 3)), gen)
-        return loss, {"top1": logs["top1"]}
-
-    @torch.no_grad()
-    def validate() -> dict[str, float]:
-        n = min(len(val), cfg.val_items)
-        data_gen, gen = generator_for(cfg.seed, 0, 5), generator_for(cfg.seed, 0, 6, device=device)
-        sums, count = np.zeros(2), 0
-        for idx in _batches(n, cfg.batch_size):
-            if len(idx) < 2:
-                continue
-            loss, logs = loss_logs(val.batch(idx, data_gen), gen)
-            sums += np.array([float(loss), logs["top1"]]) * len(idx)
-            count += len(idx)
-        if count == 0:
-            raise ValueError("the evaluator needs at least 2 validation items")
-        return {"val_loss": sums[0] / count, "val_top1": sums[1] / count}
-
+    step, validate = evaluator_objective(model, train, val, batch_size=cfg.batch_size, val_items=cfg.val_items,
+                                         seed=cfg.seed, device=device)
     result = fit(model, step, validate, cfg, stage_dir, resume=opts.resume, max_minutes=opts.max_minutes,
                  stop_after=opts.stop_after, device=device, progress=opts.progress)
     model.text_encoder = encoder
