@@ -18,7 +18,7 @@ from models.eval.run import run_evaluation
 from models.eval.scores import PassReference, pass_metrics
 from models.eval.sets import concept_sets, load_eval_set
 from models.eval.sources import GT_ROW, GroundTruthSource, PipelineSource
-from models.evaluator.violence_classifier import ClassifierConfig, train_violence_classifier
+from models.evaluator.violence_classifier import ClassifierConfig, ClassifierTraining, train_violence_classifier
 from models.pipelines import MotionPipeline
 from tests.eval_fixtures import make_eval_dataset, tiny_space
 
@@ -155,7 +155,7 @@ def test_gt_as_generated_reproduces_the_gt_row(data, space, tmp_path):
 
 def test_runner_writes_report_markdown_and_plots(data, space, tiny_models, tmp_path):
     clf, _ = train_violence_classifier(
-        data, tmp_path / "clf", steps=20, batch_size=8, cfg=ClassifierConfig(hidden=16)
+        data, tmp_path / "clf", training=ClassifierTraining(steps=20, batch_size=8), cfg=ClassifierConfig(hidden=16)
     )
     implicit = tmp_path / "implicit.txt"
     forget_ids = [i for i in (data / "test.txt").read_text().split() if int(i) % 3 == 1]

@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from models.eval.config import EvalConfig
 from models.eval.run import run_evaluation
-from models.evaluator.violence_classifier import train_violence_classifier
+from models.evaluator.violence_classifier import ClassifierTraining, train_violence_classifier
 
 
 def _nonneg_int(text: str) -> int:
@@ -149,9 +149,7 @@ def cmd_train_classifier(args: argparse.Namespace) -> int:
             args.data,
             args.out,
             args.concept,
-            steps=args.steps,
-            batch_size=args.batch_size,
-            seed=args.seed,
+            ClassifierTraining(steps=args.steps, batch_size=args.batch_size, seed=args.seed),
             progress=bar,
         )
     finally:

@@ -150,6 +150,7 @@ def _run_stages(stages: tuple[str, ...], data_dir: Path, out_dir: Path, configs:
     return results, seconds
 
 
+# reason: the bundle's parts and its card's inputs; the card's signature is being reworked on another branch
 def _save_bundle(kind: str, stages: list[str], results: dict[str, StageResult], vq: torch.nn.Module,
                  stats: Normalizer, encoder, configs: dict[str, TrainConfig], data_dir: Path, path: Path,
                  command: str, seconds: dict[str, float], vq_dir: Path | None = None) -> Path:

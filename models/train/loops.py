@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ from models.motion.normalize import Normalizer
 from models.presets import TRANSFORMER_PRESETS, VQ_PRESETS, preset
 from models.text.base import load_text_encoder
 from models.train.config import TrainConfig, load_config
-from models.train.engine import BEST, FitResult, fit, load_checkpoint
+from models.train.engine import BEST, FitResult, RunOptions, fit, load_checkpoint
 from models.vq import RVQVAE, VQConfig
 
 STAGE_DIRS = {"vq": "vq", "mask": "mask", "res": "res", "bamm": "bamm", "length": "length",
@@ -53,18 +54,6 @@ class StageResult:
     metrics: dict[str, float]              # validation metrics of the best checkpoint
     directory: Path                        # <out>/<stage dir>: latest.pt, best.pt, log.jsonl
     info: dict[str, Any] = field(default_factory=dict)  # data counts etc. for the model card
-
-
-@dataclass
-class RunOptions:
-    """Per-invocation options shared by every stage (not part of the training config)."""
-
-    resume: bool = False
-    max_minutes: float | None = None
-    stop_after: int | None = None
-    device: str = "cpu"
-    progress: bool = True
-    text_encoder: Any = None               # an already loaded TextEncoder (else cfg.text_encoder is loaded)
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -176,10 +165,8 @@ def train_vq(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig | None 
         loss, _, perplexity = vq.loss(x, joints_num, cfg.commit_weight, cfg.vel_weight, generator=gen)
         return loss, {"perplexity": float(perplexity)}
 
-    result = fit(vq, step, lambda: vq_validation(vq, val_clips, normalizer, cfg, device), cfg, stage_dir,
-                 metric="val_mpjpe_cm", resume=opts.resume, max_minutes=opts.max_minutes,
-                 stop_after=opts.stop_after, device=device, extra_state=_vq_ema_state(vq),
-                 progress=opts.progress)
+    result = fit(vq, step, lambda: vq_validation(vq, val_clips, normalizer, cfg, device), cfg, stage_dir, opts,
+                 metric="val_mpjpe_cm", extra_state=_vq_ema_state(vq))
     info = {"train_windows": len(train), "train_clips": len(train.clips), "val_clips": len(val_clips)}
     return _finish("vq", vq, result, stage_dir, device, info)
 
@@ -240,9 +227,10 @@ def transformer_config(cfg: TrainConfig, vq, cond_dim: int, **extra: Any):
     return TransformerConfig(**{**preset(TRANSFORMER_PRESETS, cfg.size), **shared, **extra, **cfg.model})
 
 
-def _train_tokens(stage: str, model: torch.nn.Module, loss_fn, data_dir, out_dir, cfg, opts, train, val,
-                  device) -> StageResult:
+def _train_tokens(stage: str, model: torch.nn.Module, loss_fn, out_dir, cfg: TrainConfig, opts: RunOptions,
+                  train: TextMotionDataset, val: TextMotionDataset) -> StageResult:
     """Shared loop of the token transformers: loss_fn(model, batch, generator) -> (loss, accuracy)."""
+    device = _device(opts.device)
     stage_dir = Path(out_dir) / STAGE_DIRS[stage]
     sampler = EpochSampler(len(train), cfg.batch_size, cfg.seed)
 
@@ -267,9 +255,7 @@ def _train_tokens(stage: str, model: torch.nn.Module, loss_fn, data_dir, out_dir
             acc_total += float(acc) * len(idx)
         return {"val_loss": total / n, "val_acc": acc_total / n}
 
-    result = fit(model, step, validate, cfg, stage_dir, metric="val_loss", resume=opts.resume,
-                 max_minutes=opts.max_minutes, stop_after=opts.stop_after, device=device,
-                 progress=opts.progress)
+    result = fit(model, step, validate, cfg, stage_dir, opts, metric="val_loss")
     (stage_dir / "model_config.json").write_text(json.dumps(model.cfg.to_dict(), indent=2) + "\n",
                                                  encoding="utf-8")
     info = {"train_items": len(train), "train_captions": len(train.captions), "val_items": len(val)}
@@ -287,34 +273,48 @@ def _residual_loss(model, batch, gen):
     return model.loss(batch["ids"], batch["cond"], batch["token_lens"], generator=gen)
 
 
-def _train_transformer(stage: str, model_cls, loss_fn, data_dir, out_dir, cfg: TrainConfig | None,
-                       opts: RunOptions | None, vq_dir, **config_extra: Any) -> StageResult:
-    """Token data + `model_cls(transformer_config(..., **config_extra))`, trained by `_train_tokens`."""
-    cfg = cfg or load_config(stage)
+@dataclass(frozen=True)
+class TokenStage:
+    """A token transformer stage: its name, model class, loss and fixed config entries."""
+
+    name: str
+    model_cls: type
+    loss_fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]
+    config_extra: dict[str, Any] = field(default_factory=dict)
+
+
+MASK_STAGE = TokenStage("mask", MaskTransformer, _layer0_loss)
+RES_STAGE = TokenStage("res", ResidualTransformer, _residual_loss, {"cond_drop_prob": 0.2, "share_weight": True})
+BAMM_STAGE = TokenStage("bamm", BAMMTransformer, _layer0_loss)
+
+
+def _train_transformer(spec: TokenStage, data_dir, out_dir, cfg: TrainConfig | None, opts: RunOptions | None,
+                       vq_dir) -> StageResult:
+    """Token data + `spec.model_cls(transformer_config(..., **spec.config_extra))`, trained by `_train_tokens`."""
+    cfg = cfg or load_config(spec.name)
     opts = opts or RunOptions()
     device, vq, encoder, train, val = _token_setup(data_dir, out_dir, cfg, opts, vq_dir)
     torch.manual_seed(cfg.seed)
-    model = model_cls(transformer_config(cfg, vq, encoder.dim, **config_extra)).to(device)
-    return _train_tokens(stage, model, loss_fn, data_dir, out_dir, cfg, opts, train, val, device)
+    model = spec.model_cls(transformer_config(cfg, vq, encoder.dim, **spec.config_extra)).to(device)
+    return _train_tokens(spec.name, model, spec.loss_fn, out_dir, cfg, opts, train, val)
 
 
 def train_mask(data_dir, out_dir, cfg: TrainConfig | None = None, opts: RunOptions | None = None,
                vq_dir: str | Path | None = None) -> StageResult:
     """MoMask base masked transformer on cached layer-0 codes; best = lowest val loss."""
-    return _train_transformer("mask", MaskTransformer, _layer0_loss, data_dir, out_dir, cfg, opts, vq_dir)
+    return _train_transformer(MASK_STAGE, data_dir, out_dir, cfg, opts, vq_dir)
 
 
 def train_residual(data_dir, out_dir, cfg: TrainConfig | None = None, opts: RunOptions | None = None,
                    vq_dir: str | Path | None = None) -> StageResult:
     """MoMask residual transformer (layers 1..Q-1) on cached codes; best = lowest val loss."""
-    return _train_transformer("res", ResidualTransformer, _residual_loss, data_dir, out_dir, cfg, opts, vq_dir,
-                              cond_drop_prob=0.2, share_weight=True)
+    return _train_transformer(RES_STAGE, data_dir, out_dir, cfg, opts, vq_dir)
 
 
 def train_bamm(data_dir, out_dir, cfg: TrainConfig | None = None, opts: RunOptions | None = None,
                vq_dir: str | Path | None = None) -> StageResult:
     """BAMM base transformer on cached layer-0 codes; best = lowest val loss."""
-    return _train_transformer("bamm", BAMMTransformer, _layer0_loss, data_dir, out_dir, cfg, opts, vq_dir)
+    return _train_transformer(BAMM_STAGE, data_dir, out_dir, cfg, opts, vq_dir)
 
 
 # ------------------------------------------------------------------------------------ length, evaluator
@@ -363,8 +363,7 @@ def train_length_estimator(data_dir, out_dir, cfg: TrainConfig | None = None, op
             sums += np.array([float(loss), float(acc)]) * len(idx)
         return {"val_loss": sums[0] / n, "val_acc": sums[1] / n}
 
-    result = fit(model, step, validate, cfg, stage_dir, resume=opts.resume, max_minutes=opts.max_minutes,
-                 stop_after=opts.stop_after, device=device, progress=opts.progress)
+    result = fit(model, step, validate, cfg, stage_dir, opts)
     info = {"train_items": len(train), "val_items": len(val)}
     return _finish("length", model, result, stage_dir, device, info)
 
@@ -382,8 +381,7 @@ def train_evaluator(data_dir, out_dir, cfg: TrainConfig | None = None, opts: Run
     stage_dir = Path(out_dir) / STAGE_DIRS["evaluator"]
     step, validate = evaluator_objective(model, train, val, batch_size=cfg.batch_size, val_items=cfg.val_items,
                                          seed=cfg.seed, device=device)
-    result = fit(model, step, validate, cfg, stage_dir, resume=opts.resume, max_minutes=opts.max_minutes,
-                 stop_after=opts.stop_after, device=device, progress=opts.progress)
+    result = fit(model, step, validate, cfg, stage_dir, opts)
     model.text_encoder = encoder
     info = {"train_items": len(train), "val_items": len(val)}
     return _finish("evaluator", model, result, stage_dir, device, info)

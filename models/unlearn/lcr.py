@@ -28,7 +28,7 @@ from models.data.forget_retain import caption_lines, is_forget
 from models.io.native import sha256_file
 from models.motion.normalize import Normalizer
 from models.pipelines import UNIT_LENGTH, MotionPipeline, make_generators
-from models.unlearn.code_stats import CodeStats, collect_code_stats
+from models.unlearn.code_stats import CodeStats, CountSpec, collect_code_stats
 from models.unlearn.params import MethodParams, one_of, require
 
 Progress = Callable[[float, str], None]
@@ -256,12 +256,9 @@ def apply_lcr(
         data_dir,
         pipeline.vq,
         normalizer,
-        params.splits,
-        params.repeats,
-        params.seed,
-        params.exclude_padding,
-        params.cache_dir,
-        params.use_cache,
+        CountSpec(params.splits, params.repeats, params.seed, params.exclude_padding),
+        cache_dir=params.cache_dir,
+        use_cache=params.use_cache,
         progress=progress,
     )
     selected, summary = select_violent_codes(stats, data_dir, concept, params)
