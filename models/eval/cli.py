@@ -31,48 +31,28 @@ def _positive_int(text: str) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `evaluate` and `evaluate-classifier` to the `hmu` parser."""
-    ev = sub.add_parser(
-        "evaluate", help="compare models on a concept's forget / retain sets (report + plots)"
-    )
-    ev.add_argument(
-        "--model", action="append", required=True, help="model folder (repeat for several models)"
-    )
-    ev.add_argument(
-        "--data", help="HumanML3D-format folder split by --concept (or give --forget and --retain)"
-    )
+    ev = sub.add_parser("evaluate", help="compare models on a concept's forget / retain sets (report + plots)")
+    ev.add_argument("--model", action="append", required=True, help="model folder (repeat for several models)")
+    ev.add_argument("--data", help="HumanML3D-format folder split by --concept (or give --forget and --retain)")
     ev.add_argument("--forget", help="folder whose motions all form the forget set")
     ev.add_argument("--retain", help="folder whose motions all form the retain set")
     ev.add_argument("--concept", default="violence", help="concept name from configs/concepts.json")
     ev.add_argument("--split", default="test", help="split of --data to evaluate (default: test)")
     ev.add_argument("--out", required=True, help="output folder (report.json, report.md, PNGs, kw_splits/)")
     ev.add_argument("--repeats", type=_positive_int, default=5)
-    ev.add_argument(
-        "--evaluator",
-        default="default",
-        help="'default' (weights/evaluator), our evaluator folder, or an official checkpoints/t2m root",
-    )
+    ev.add_argument("--evaluator", default="default",
+                    help="'default' (weights/evaluator), our evaluator folder, or an official checkpoints/t2m root")
     ev.add_argument("--glove", help="GloVe folder (our_vab_*) for the official evaluator")
     ev.add_argument("--batch-size", type=_positive_int, default=32)
-    ev.add_argument(
-        "--mm-batches",
-        type=_nonneg_int,
-        default=1,
-        help="MultiModality batches of the retain set (0 = off; default 1, sized for CPU; the official "
-        "protocol uses 3)",
-    )
-    ev.add_argument(
-        "--mm-repeats",
-        type=_positive_int,
-        default=20,
-        help="generations per MultiModality prompt (default 20; official 30)",
-    )
+    ev.add_argument("--mm-batches", type=_nonneg_int, default=1,
+                    help="MultiModality batches of the retain set (0 = off; default 1, sized for CPU; the official "
+                    "protocol uses 3)")
+    ev.add_argument("--mm-repeats", type=_positive_int, default=20,
+                    help="generations per MultiModality prompt (default 20; official 30)")
     ev.add_argument("--max-items", type=_positive_int, help="at most this many items per set and pass")
     ev.add_argument("--seed", type=int, default=10107)
-    ev.add_argument(
-        "--classifier",
-        default="default",
-        help="violence classifier: 'default' (weights/violence-classifier), a folder, 'train' or 'none'",
-    )
+    ev.add_argument("--classifier", default="default",
+                    help="violence classifier: 'default' (weights/violence-classifier), a folder, 'train' or 'none'")
     ev.add_argument("--implicit", help="file of rewritten (implicit) prompts: JSON or 'id#prompt' lines")
     ev.add_argument("--timesteps", type=_positive_int, help="MoMask sampling steps (default: the model's)")
     ev.add_argument("--no-plots", action="store_true")
