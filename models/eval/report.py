@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from models.motion.skeleton import skeleton_for_joints
+
 # (set, metric, header, direction) of the main table, in the paper's order
 TABLE_COLUMNS = (
     ("forget", "FID", "FID", "→ D_r"),
@@ -189,8 +191,6 @@ def plot_skeleton_strip(sample: Mapping[str, Any], path: str | Path, frames: int
 
     sample: {"text", "joints": {row name: (T, J, 3) array}}.
     """
-    from models.motion.skeleton import skeleton_for_joints
-
     plt = _pyplot()
     joints = {k: np.asarray(v) for k, v in sample["joints"].items()}
     if not joints:
