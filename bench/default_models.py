@@ -25,9 +25,9 @@ import numpy as np
 import torch
 
 from models.data.concepts import get_concept
-from models.eval.benchmark import load_eval_set, read_ids_or_all
 from models.eval.metrics import euclidean_distance_matrix, fid, iter_batches, top_k_hits
-from models.eval.run import load_eval_space
+from models.eval.sets import load_eval_set, read_ids_or_all
+from models.eval.space import load_eval_space
 from models.motion.features import features_to_joints
 from models.pipelines import MotionPipeline, default_model_dir
 

@@ -4,7 +4,7 @@
 
 Draws `rows` crop lengths from the test split (as an evaluation pass does) and times, per model and thread
 count, generation in the pass's shuffled batches of 32 against length-sorted chunks of 32 (what
-`models.eval.benchmark.generate_pass` does). Both orders generate the same rows with the same per-row seeds.
+`models.eval.generation.generate_pass` does). Both orders generate the same rows with the same per-row seeds.
 Run it from another checkout (`PYTHONPATH=OTHER python bench/eval_generation.py ...`) to compare versions.
 """
 

@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.eval.benchmark import EvalSpace
+from models.eval.config import EvalConfig
 from models.eval.run import run_evaluation
+from models.eval.space import EvalSpace
 from models.evaluator.our_evaluator import OurEvaluator
 from models.pipelines import MotionPipeline, default_model_dir
 
@@ -59,7 +60,7 @@ def main() -> None:
             "random-default-size",
         )
     start = time.perf_counter()
-    report = run_evaluation(
+    report = run_evaluation(EvalConfig(
         models,
         args.data,
         "violence",
@@ -70,7 +71,7 @@ def main() -> None:
         mm_repeats=args.mm_repeats,
         max_items=args.max_items,
         classifier=args.classifier,
-    )
+    ))
     print(
         json.dumps(
             {

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from models.data.concepts import get_concept
-from models.eval.benchmark import load_eval_set, read_ids_or_all
 from models.eval.metrics import euclidean_distance_matrix
-from models.eval.run import load_eval_space
+from models.eval.sets import load_eval_set, read_ids_or_all
+from models.eval.space import load_eval_space
 from models.evaluator.violence_classifier import ViolenceClassifier, violence_rate
 from models.pipelines import MotionPipeline, default_model_dir
 from models.unlearn.lcr import inject_codes

@@ -22,8 +22,10 @@ import torch
 
 from models.data.concepts import get_concept
 from models.pipelines import MotionPipeline, default_model_dir
-from models.unlearn import parse_params, run_unlearning
-from models.unlearn.run import copy_pipeline, method_spec
+from models.unlearn.config import UnlearnConfig
+from models.unlearn.method import UnlearnContext
+from models.unlearn.methods import get_method
+from models.unlearn.run import copy_pipeline, run_unlearning
 
 CASES = {  # name -> (method, params, uses the statistics cache)
     "lcr_cold": ("lcr", {}, False),
@@ -63,28 +65,19 @@ def main() -> None:
             if method == "lcr" and not warm:
                 params["use_cache"] = False
             if warm:  # fill the cache once
-                run_unlearning(
-                    args.model, method, concept, params, work / "fill", data_dir=args.data, device=args.device
-                )
+                run_unlearning(UnlearnConfig(args.model, method, work / "fill", concept, params=params,
+                                             data_dir=args.data, device=args.device))
 
             def end_to_end(method=method, params=params) -> None:
-                run_unlearning(
-                    args.model,
-                    method,
-                    concept,
-                    params,
-                    work / f"out{next(counter)}",
-                    data_dir=args.data,
-                    device=args.device,
-                )
+                run_unlearning(UnlearnConfig(args.model, method, work / f"out{next(counter)}", concept,
+                                             params=params, data_dir=args.data, device=args.device))
 
-            _, apply, needs_data = method_spec(method)
-            parsed = parse_params(method, params)
+            spec = get_method(method)
+            parsed = spec.params.from_dict(params)
+            data = Path(args.data) if spec.uses_data(parsed) else None
 
-            def method_only(apply=apply, parsed=parsed, needs_data=needs_data) -> None:
-                model = copy_pipeline(loaded)
-                kwargs = {"data_dir": Path(args.data)} if needs_data else {}
-                apply(model, concept, parsed, **kwargs)
+            def method_only(spec=spec, parsed=parsed, data=data) -> None:
+                spec.apply(copy_pipeline(loaded), UnlearnContext(concept, parsed, lambda f, m: None, data))
 
             results[name] = {
                 "end_to_end_s": round(best_of(args.repeats, end_to_end), 3),

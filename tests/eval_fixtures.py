@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from models.data.pos import pos_tokens
-from models.eval.benchmark import EvalSpace
+from models.eval.space import EvalSpace
 from models.evaluator.our_evaluator import OurEvaluator, OurEvaluatorConfig
 from models.motion.normalize import compute_statistics
 

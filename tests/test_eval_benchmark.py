@@ -9,25 +9,28 @@ import pytest
 import torch
 
 from models.data.concepts import get_concept
-from models.eval.benchmark import (
-    GT_ROW,
-    GroundTruthSource,
-    PassReference,
-    PipelineSource,
-    concept_sets,
-    draw_pass,
-    generate_pass,
-    load_eval_set,
-    load_implicit_prompts,
-    pass_metrics,
-)
+from models.eval.config import EvalConfig, apply_parameters
+from models.eval.generation import generate_pass
+from models.eval.implicit import load_implicit_prompts
 from models.eval.metrics import confidence_interval
-from models.eval.run import apply_parameters, run_evaluation
-from models.evaluator.violence_classifier import ClassifierConfig, train_violence_classifier
+from models.eval.passes import draw_pass
+from models.eval.run import run_evaluation
+from models.eval.scores import PassReference, pass_metrics
+from models.eval.sets import concept_sets, load_eval_set
+from models.eval.sources import GT_ROW, GroundTruthSource, PipelineSource
+from models.evaluator.violence_classifier import ClassifierConfig, ClassifierTraining, train_violence_classifier
 from models.pipelines import MotionPipeline
 from tests.eval_fixtures import make_eval_dataset, tiny_space
 
 PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def evaluate(models, data_dir=None, concept="violence", out_dir="eval-report", *, parameters=None, progress=None,
+             **fields):
+    """run_evaluation with the positional order of the former signature (models, data_dir, concept, out_dir)."""
+    config = EvalConfig.with_parameters(parameters, models=models, data_dir=data_dir, concept=concept,
+                                        out_dir=out_dir, **fields)
+    return run_evaluation(config, progress)
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +127,7 @@ def test_eval_space_uses_the_evaluator_statistics(data, space):
 
 def test_gt_as_generated_reproduces_the_gt_row(data, space, tmp_path):
     """Wiring check: the GT crops fed through the generation path give FID 0 and identical metrics."""
-    report = run_evaluation(
+    report = evaluate(
         {"gt": GroundTruthSource()},
         data,
         "violence",
@@ -152,13 +155,13 @@ def test_gt_as_generated_reproduces_the_gt_row(data, space, tmp_path):
 
 def test_runner_writes_report_markdown_and_plots(data, space, tiny_models, tmp_path):
     clf, _ = train_violence_classifier(
-        data, tmp_path / "clf", steps=20, batch_size=8, cfg=ClassifierConfig(hidden=16)
+        data, tmp_path / "clf", training=ClassifierTraining(steps=20, batch_size=8), cfg=ClassifierConfig(hidden=16)
     )
     implicit = tmp_path / "implicit.txt"
     forget_ids = [i for i in (data / "test.txt").read_text().split() if int(i) % 3 == 1]
     implicit.write_text("".join(f"{i}#a person swings the right leg forward\n" for i in forget_ids))
     seen = []
-    report = run_evaluation(
+    report = evaluate(
         tiny_models,
         data,
         "violence",
@@ -208,7 +211,7 @@ def test_worker_style_call_and_parameter_checks(data, space, tiny_models, tmp_pa
     ids = (data / "test.txt").read_text().split()
     forget, retain = concept_sets(data, get_concept("violence"), "test")[:2]
     assert len(forget) and len(retain) and len(ids) == len(forget) + len(retain)
-    report = run_evaluation(
+    report = evaluate(
         models={"m": tiny_models[0]},
         forget_dir=data,
         retain_dir=data,
@@ -228,9 +231,9 @@ def test_worker_style_call_and_parameter_checks(data, space, tiny_models, tmp_pa
     with pytest.raises(ValueError, match="repeats"):
         apply_parameters({}, {"repeats": 1000})
     with pytest.raises(ValueError, match="forget_dir and retain_dir"):
-        run_evaluation(["x"], forget_dir=data, out_dir=tmp_path, evaluator=space)
+        evaluate(["x"], forget_dir=data, out_dir=tmp_path, evaluator=space)
     with pytest.raises(FileNotFoundError, match="model"):
-        run_evaluation([tmp_path / "missing"], data, out_dir=tmp_path, evaluator=space, classifier="none")
+        evaluate([tmp_path / "missing"], data, out_dir=tmp_path, evaluator=space, classifier="none")
 
 
 def test_implicit_prompt_files(tmp_path):

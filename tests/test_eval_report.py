@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.eval.benchmark import GT_ROW
 from models.eval.report import cell, markdown_report, plot_metrics, plot_skeleton_strip, write_report
+from models.eval.sources import GT_ROW
 
 PNG = b"\x89PNG\r\n\x1a\n"
 EXPECTED = Path(__file__).resolve().parent / "expected"

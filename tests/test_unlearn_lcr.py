@@ -9,7 +9,7 @@ from models.data.concepts import get_concept
 from models.data.forget_retain import split_dataset, write_retain_dataset
 from models.motion.normalize import Normalizer
 from models.pipelines import MotionPipeline
-from models.unlearn.code_stats import collect_code_stats
+from models.unlearn.code_stats import CountSpec, collect_code_stats
 from models.unlearn.lcr import (
     LCRParams,
     apply_lcr,
@@ -81,16 +81,16 @@ def test_scores_and_top_k_selection() -> None:
 
 def test_code_statistics_exclude_padding_repeat_and_cache(pipeline, data, tmp_path) -> None:
     norm = _normalizer(pipeline)
-    stats, cached = collect_code_stats(data, pipeline.vq, norm, ["train"], repeats=3, cache_dir=tmp_path)
+    stats, cached = collect_code_stats(data, pipeline.vq, norm, CountSpec(["train"], repeats=3), cache_dir=tmp_path)
     assert not cached and stats.counts.shape == (18, 3, 64) and stats.counts.max() <= 3
     tokens_per_item = torch.tensor([int(n) for n in stats.counts[:, 0].sum(1)])
     assert bool((tokens_per_item <= 3 * 25).all())  # presence counts, <= #distinct valid tokens per repeat
-    again, cached = collect_code_stats(data, pipeline.vq, norm, ["train"], repeats=3, cache_dir=tmp_path)
+    again, cached = collect_code_stats(data, pipeline.vq, norm, CountSpec(["train"], repeats=3), cache_dir=tmp_path)
     assert cached and torch.equal(again.counts, stats.counts) and again.names == stats.names
     padded, _ = collect_code_stats(
-        data, pipeline.vq, norm, ["train"], repeats=1, exclude_padding=False, use_cache=False
+        data, pipeline.vq, norm, CountSpec(["train"], repeats=1, exclude_padding=False), use_cache=False
     )
-    plain, _ = collect_code_stats(data, pipeline.vq, norm, ["train"], repeats=1, use_cache=False)
+    plain, _ = collect_code_stats(data, pipeline.vq, norm, CountSpec(["train"], repeats=1), use_cache=False)
     assert not torch.equal(padded.counts, plain.counts)  # the padded tail adds codes
 
 

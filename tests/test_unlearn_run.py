@@ -10,10 +10,17 @@ import torch
 from hmu.cli import main as hmu_main
 from models.io.native import sha256_file
 from models.pipelines import MotionPipeline
-from models.unlearn import restore_overlay, run_unlearning
 from models.unlearn.cli import parse_params
-from models.unlearn.run import checkpoint_files, files_digest
+from models.unlearn.config import METHOD_NAMES, UnlearnConfig
+from models.unlearn.methods import METHODS
+from models.unlearn.run import checkpoint_files, files_digest, restore_overlay, run_unlearning
 from tests.unlearn_helpers import make_dataset
+
+
+def unlearn(model, method, concept, params, out_dir, progress=None, **options):
+    """run_unlearning with the positional order of the former signature (model, method, concept, params, out)."""
+    config = UnlearnConfig(model=model, method=method, concept=concept, params=params, out_dir=out_dir, **options)
+    return run_unlearning(config, progress)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +41,7 @@ def _states(p: MotionPipeline) -> dict[str, torch.Tensor]:
 
 def test_uce_checkpoint_manifest_and_round_trip(parent_dir, tmp_path) -> None:
     messages = []
-    manifest = run_unlearning(
+    manifest = unlearn(
         parent_dir,
         "uce",
         "violence",
@@ -57,7 +64,7 @@ def test_uce_checkpoint_manifest_and_round_trip(parent_dir, tmp_path) -> None:
     motion = loaded.generate(["a person kicks"], lengths=[40], seed=1, timesteps=2)[0]
     assert motion.joints.shape == (40, 22, 3)
     # A second unlearning step records the lineage.
-    again = run_unlearning(
+    again = unlearn(
         tmp_path / "uce", "rece", {"name": "k", "keywords": ["kick"]}, {}, tmp_path / "rece"
     )
     assert [x["method"] for x in again["lineage"]] == ["uce", "rece"]
@@ -66,7 +73,7 @@ def test_uce_checkpoint_manifest_and_round_trip(parent_dir, tmp_path) -> None:
 
 def test_lcr_public_bundle_excludes_overlay_and_restores_bit_exactly(parent_dir, data, tmp_path) -> None:
     out = tmp_path / "lcr"
-    manifest = run_unlearning(
+    manifest = unlearn(
         parent_dir, "lcr", "violence", {"k": 4, "cache_dir": str(tmp_path / "c")}, out, data_dir=data
     )
     assert manifest["result"]["selected_codes"]["0"] and manifest["data"]["dir"] == str(data.resolve())
@@ -82,7 +89,7 @@ def test_lcr_public_bundle_excludes_overlay_and_restores_bit_exactly(parent_dir,
         assert torch.equal(value, _states(restored)[key]), key
     # An overlay applied to a different public checkpoint is refused.
     other = tmp_path / "other"
-    run_unlearning(parent_dir, "uce", "violence", {}, other)
+    unlearn(parent_dir, "uce", "violence", {}, other)
     with pytest.raises(ValueError, match="another checkpoint"):
         restore_overlay(other, out / "private" / "lcr_overlay.safetensors")
 
@@ -90,25 +97,25 @@ def test_lcr_public_bundle_excludes_overlay_and_restores_bit_exactly(parent_dir,
 def test_errors_name_the_problem(parent_dir, data, tmp_path, monkeypatch) -> None:
     # no dataset to fall back on, whatever this checkout holds (data/default) or the environment says
     monkeypatch.delenv("HMU_UNLEARN_DATA_DIR", raising=False)
-    monkeypatch.setattr("models.unlearn.run.DEFAULT_DATA_DIR", tmp_path / "no-data")
+    monkeypatch.setattr("models.unlearn.config.DEFAULT_DATA_DIR", tmp_path / "no-data")
     with pytest.raises(ValueError, match=r"unknown lcr parameters \['kk'\]"):
-        run_unlearning(parent_dir, "lcr", "violence", {"kk": 3}, tmp_path / "a", data_dir=data)
+        unlearn(parent_dir, "lcr", "violence", {"kk": 3}, tmp_path / "a", data_dir=data)
     with pytest.raises(ValueError, match="unknown unlearning method"):
-        run_unlearning(parent_dir, "magic", "violence", {}, tmp_path / "a")
+        unlearn(parent_dir, "magic", "violence", {}, tmp_path / "a")
     with pytest.raises(ValueError, match="needs a HumanML3D-format dataset"):
-        run_unlearning(parent_dir, "lcr", "violence", {}, tmp_path / "a")
+        unlearn(parent_dir, "lcr", "violence", {}, tmp_path / "a")
     with pytest.raises(FileNotFoundError):
-        run_unlearning(tmp_path / "missing", "uce", "violence", {}, tmp_path / "a")
+        unlearn(tmp_path / "missing", "uce", "violence", {}, tmp_path / "a")
     with pytest.raises(ValueError, match="already holds a model"):
-        run_unlearning(parent_dir, "uce", "violence", {}, parent_dir)
+        unlearn(parent_dir, "uce", "violence", {}, parent_dir)
     with pytest.raises(ValueError, match="unknown concept"):
-        run_unlearning(parent_dir, "uce", "no-such", {}, tmp_path / "a")
+        unlearn(parent_dir, "uce", "no-such", {}, tmp_path / "a")
 
 
 def test_in_memory_pipeline_is_not_modified(tmp_path) -> None:
     pipeline = MotionPipeline.random(kind="momask", size="tiny", seed=4)
     before = {k: v.clone() for k, v in _states(pipeline).items()}
-    manifest = run_unlearning(pipeline, "rece", None, {"epochs": 1}, tmp_path / "m", keywords=["kick"])
+    manifest = unlearn(pipeline, "rece", None, {"epochs": 1}, tmp_path / "m", keywords=["kick"])
     assert manifest["parent"]["digest_of"] == "tensors" and manifest["concept"]["name"] == "custom"
     assert all(torch.equal(v, _states(pipeline)[k]) for k, v in before.items())
 
@@ -190,3 +197,8 @@ def test_hmu_unlearn_cli_end_to_end(parent_dir, data, tmp_path, capsys) -> None:
         == 0
     )
     assert (tmp_path / "kw" / "train-w-violence.txt").read_text().split()[0] == "000000"
+
+
+def test_registry_matches_the_torch_free_method_names() -> None:
+    assert tuple(METHODS) == METHOD_NAMES
+    assert all(method.name == name for name, method in METHODS.items())

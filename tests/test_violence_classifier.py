@@ -11,6 +11,7 @@ import pytest
 from models.data.concepts import get_concept
 from models.evaluator.violence_classifier import (
     ClassifierConfig,
+    ClassifierTraining,
     ViolenceClassifier,
     classification_metrics,
     clip_labels,
@@ -30,7 +31,8 @@ def data(tmp_path_factory):
 def trained(data, tmp_path_factory):
     out = tmp_path_factory.mktemp("clf")
     model, info = train_violence_classifier(
-        data, out, steps=120, batch_size=16, lr=3e-3, cfg=ClassifierConfig(hidden=32, dropout=0.0), seed=0
+        data, out, training=ClassifierTraining(steps=120, batch_size=16, lr=3e-3, seed=0),
+        cfg=ClassifierConfig(hidden=32, dropout=0.0),
     )
     return model, info, out
 
@@ -97,6 +99,6 @@ def test_metrics_and_input_errors(tmp_path):
     meta = json.loads((root / "meta.json").read_text())
     (root / "meta.json").write_text(json.dumps({k: {**v, "violent": False} for k, v in meta.items()}))
     with pytest.raises(ValueError, match="needs clips with and without"):
-        train_violence_classifier(root, steps=1)
+        train_violence_classifier(root, training=ClassifierTraining(steps=1))
     with pytest.raises(FileNotFoundError):
-        train_violence_classifier(tmp_path / "nowhere", steps=1)
+        train_violence_classifier(tmp_path / "nowhere", training=ClassifierTraining(steps=1))

@@ -8,8 +8,10 @@ from typing import Any
 
 import numpy as np
 
+from models.eval.config import EvalConfig
 from models.eval.run import run_evaluation as _run_evaluation
 from models.motion.bvh_export import joints_to_bvh as _joints_to_bvh
+from models.unlearn.config import UnlearnConfig
 from models.unlearn.run import run_unlearning as _run_unlearning
 
 Progress = Callable[[float, str], None]
@@ -22,16 +24,17 @@ def run_unlearning(*, base_model_dir: Path, out_dir: Path, method: str, concept:
 
     `data_dir`: HumanML3D-format data for the methods that need it. Returns the new model's manifest.
     """
-    return dict(_run_unlearning(base_model_dir=base_model_dir, out_dir=out_dir, method=method, concept=concept,
-                                keywords=keywords, parameters=parameters, data_dir=data_dir, device=device,
-                                progress=progress))
+    config = UnlearnConfig(model=base_model_dir, method=method, out_dir=out_dir, concept=concept, keywords=keywords,
+                           params=parameters, data_dir=data_dir, device=device)
+    return dict(_run_unlearning(config, progress))
 
 
 def run_evaluation(*, models: dict[str, Path], forget_dir: Path, retain_dir: Path, out_dir: Path,
                    parameters: dict[str, Any], device: str, progress: Progress) -> dict[str, Any]:
     """Evaluate `models` (id -> folder) on a forget and a retain set (HumanML3D layout); return the report."""
-    return dict(_run_evaluation(models=models, forget_dir=forget_dir, retain_dir=retain_dir, out_dir=out_dir,
-                                parameters=parameters, device=device, progress=progress))
+    config = EvalConfig.with_parameters(parameters, models=models, forget_dir=forget_dir, retain_dir=retain_dir,
+                                        out_dir=out_dir, device=device)
+    return dict(_run_evaluation(config, progress))
 
 
 def joints_to_bvh(joints: np.ndarray, fps: int) -> str:

@@ -35,6 +35,12 @@ def generator_for(*parts: int, device: str | torch.device = "cpu") -> torch.Gene
     return gen
 
 
+def index_batches(n: int, size: int):
+    """Consecutive index batches (tensors) covering 0..n-1, the last one possibly shorter."""
+    for start in range(0, n, size):
+        yield torch.arange(start, min(n, start + size))
+
+
 # ------------------------------------------------------------------------------------ folder reading
 def check_data_dir(data_dir: str | Path) -> Path:
     """Raise a FileNotFoundError unless `data_dir` looks like a HumanML3D-format folder."""

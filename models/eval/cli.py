@@ -8,6 +8,12 @@ import json
 import sys
 from pathlib import Path
 
+from tqdm import tqdm
+
+from models.eval.config import EvalConfig
+from models.eval.run import run_evaluation
+from models.evaluator.violence_classifier import ClassifierTraining, train_violence_classifier
+
 
 def _nonneg_int(text: str) -> int:
     value = int(text)
@@ -25,48 +31,28 @@ def _positive_int(text: str) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `evaluate` and `evaluate-classifier` to the `hmu` parser."""
-    ev = sub.add_parser(
-        "evaluate", help="compare models on a concept's forget / retain sets (report + plots)"
-    )
-    ev.add_argument(
-        "--model", action="append", required=True, help="model folder (repeat for several models)"
-    )
-    ev.add_argument(
-        "--data", help="HumanML3D-format folder split by --concept (or give --forget and --retain)"
-    )
+    ev = sub.add_parser("evaluate", help="compare models on a concept's forget / retain sets (report + plots)")
+    ev.add_argument("--model", action="append", required=True, help="model folder (repeat for several models)")
+    ev.add_argument("--data", help="HumanML3D-format folder split by --concept (or give --forget and --retain)")
     ev.add_argument("--forget", help="folder whose motions all form the forget set")
     ev.add_argument("--retain", help="folder whose motions all form the retain set")
     ev.add_argument("--concept", default="violence", help="concept name from configs/concepts.json")
     ev.add_argument("--split", default="test", help="split of --data to evaluate (default: test)")
     ev.add_argument("--out", required=True, help="output folder (report.json, report.md, PNGs, kw_splits/)")
     ev.add_argument("--repeats", type=_positive_int, default=5)
-    ev.add_argument(
-        "--evaluator",
-        default="default",
-        help="'default' (weights/evaluator), our evaluator folder, or an official checkpoints/t2m root",
-    )
+    ev.add_argument("--evaluator", default="default",
+                    help="'default' (weights/evaluator), our evaluator folder, or an official checkpoints/t2m root")
     ev.add_argument("--glove", help="GloVe folder (our_vab_*) for the official evaluator")
     ev.add_argument("--batch-size", type=_positive_int, default=32)
-    ev.add_argument(
-        "--mm-batches",
-        type=_nonneg_int,
-        default=1,
-        help="MultiModality batches of the retain set (0 = off; default 1, sized for CPU; the official "
-        "protocol uses 3)",
-    )
-    ev.add_argument(
-        "--mm-repeats",
-        type=_positive_int,
-        default=20,
-        help="generations per MultiModality prompt (default 20; official 30)",
-    )
+    ev.add_argument("--mm-batches", type=_nonneg_int, default=1,
+                    help="MultiModality batches of the retain set (0 = off; default 1, sized for CPU; the official "
+                    "protocol uses 3)")
+    ev.add_argument("--mm-repeats", type=_positive_int, default=20,
+                    help="generations per MultiModality prompt (default 20; official 30)")
     ev.add_argument("--max-items", type=_positive_int, help="at most this many items per set and pass")
     ev.add_argument("--seed", type=int, default=10107)
-    ev.add_argument(
-        "--classifier",
-        default="default",
-        help="violence classifier: 'default' (weights/violence-classifier), a folder, 'train' or 'none'",
-    )
+    ev.add_argument("--classifier", default="default",
+                    help="violence classifier: 'default' (weights/violence-classifier), a folder, 'train' or 'none'")
     ev.add_argument("--implicit", help="file of rewritten (implicit) prompts: JSON or 'id#prompt' lines")
     ev.add_argument("--timesteps", type=_positive_int, help="MoMask sampling steps (default: the model's)")
     ev.add_argument("--no-plots", action="store_true")
@@ -88,8 +74,6 @@ class Bar:
     """Progress on stderr: a tqdm bar (fraction x 1000) with the latest message."""
 
     def __init__(self, enabled: bool = True):
-        from tqdm import tqdm
-
         self.bar = tqdm(
             total=1000, disable=not enabled, file=sys.stderr, bar_format="{l_bar}{bar}| {elapsed}<{remaining}"
         )
@@ -104,35 +88,33 @@ class Bar:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from models.eval.run import run_evaluation
-
     if args.data is None and (args.forget is None or args.retain is None):
         raise ValueError("give --data (split by --concept) or both --forget and --retain")
+    config = EvalConfig(
+        models=[Path(m) for m in args.model],
+        data_dir=args.data,
+        concept=args.concept,
+        out_dir=args.out,
+        forget_dir=args.forget,
+        retain_dir=args.retain,
+        repeats=args.repeats,
+        evaluator=args.evaluator,
+        glove_dir=args.glove,
+        split=args.split,
+        batch_size=args.batch_size,
+        mm_batches=args.mm_batches,
+        mm_repeats=args.mm_repeats,
+        seed=args.seed,
+        max_items=args.max_items,
+        classifier=args.classifier,
+        implicit_prompts=args.implicit,
+        sampling={"timesteps": args.timesteps} if args.timesteps else None,
+        plots=not args.no_plots,
+        device=args.device,
+    )
     bar = Bar(not args.no_progress)
     try:
-        report = run_evaluation(
-            [Path(m) for m in args.model],
-            args.data,
-            args.concept,
-            args.out,
-            forget_dir=args.forget,
-            retain_dir=args.retain,
-            repeats=args.repeats,
-            evaluator=args.evaluator,
-            glove_dir=args.glove,
-            split=args.split,
-            batch_size=args.batch_size,
-            mm_batches=args.mm_batches,
-            mm_repeats=args.mm_repeats,
-            seed=args.seed,
-            max_items=args.max_items,
-            classifier=args.classifier,
-            implicit_prompts=args.implicit,
-            sampling={"timesteps": args.timesteps} if args.timesteps else None,
-            plots=not args.no_plots,
-            device=args.device,
-            progress=bar,
-        )
+        report = run_evaluation(config, progress=bar)
     finally:
         bar.close()
     print(Path(report["files"]["markdown"]).read_text(encoding="utf-8"))
@@ -141,17 +123,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_train_classifier(args: argparse.Namespace) -> int:
-    from models.evaluator.violence_classifier import train_violence_classifier
-
     bar = Bar()
     try:
         _, info = train_violence_classifier(
             args.data,
             args.out,
             args.concept,
-            steps=args.steps,
-            batch_size=args.batch_size,
-            seed=args.seed,
+            ClassifierTraining(steps=args.steps, batch_size=args.batch_size, seed=args.seed),
             progress=bar,
         )
     finally:

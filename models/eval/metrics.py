@@ -15,10 +15,12 @@ rows = samples, and are evaluator-agnostic. Formulas follow the official T2M / M
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import linalg
+
+from models.common.config import DictConfig
 
 RandomLike = np.random.Generator | np.random.RandomState | int | None
 
@@ -257,7 +259,7 @@ def multimodality(emb, times: int = 10, rng: RandomLike = None) -> float:
 
 
 @dataclass
-class MMSafeResult:
+class MMSafeResult(DictConfig):
     """MM-Safe summary. Per-sample ratios/accuracy are over all samples (unmasked: ratio 1, not "notox")."""
 
     mm_safe: float  # mean distance of motion to the masked caption (unmasked samples: the original)
@@ -266,9 +268,6 @@ class MMSafeResult:
     notox_accuracy: float  # fraction of samples with MM-Safe < MM-Dist
     n: int
     n_masked: int
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def mm_safe(
@@ -306,7 +305,7 @@ def mm_safe(
 
 
 @dataclass(frozen=True)
-class MetricResult:
+class MetricResult(DictConfig):
     """A metric over N repetitions: mean and 95 % half-width 1.96 * std / sqrt(N), std with ddof 0."""
 
     name: str
@@ -317,11 +316,8 @@ class MetricResult:
     def __str__(self) -> str:
         return f"{self.name}: {self.mean:.4f} ± {self.conf:.4f} (N={self.n})"
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
     @classmethod
-    def from_dict(cls, d: Mapping) -> MetricResult:
+    def from_dict(cls, d: Mapping) -> MetricResult:  # coerces the JSON values' types
         return cls(name=str(d["name"]), mean=float(d["mean"]), conf=float(d["conf"]), n=int(d["n"]))
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -20,6 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
+from models.common.config import DictConfig
 from models.common.tensors import load_state_dict_strict
 from models.evaluator.t2m_evaluator import (
     CoEmbeddingEvaluator,
@@ -27,6 +28,7 @@ from models.evaluator.t2m_evaluator import (
     MovementConvEncoder,
     init_weights,
 )
+from models.text.base import load_text_encoder as load_spec
 
 FORMAT = "hmu-evaluator"
 FORMAT_VERSION = 1
@@ -38,7 +40,7 @@ class SentenceEncoder(Protocol):
 
 
 @dataclass
-class OurEvaluatorConfig:
+class OurEvaluatorConfig(DictConfig):
     dim_pose: int = 263
     n_contacts: int = 4  # trailing foot-contact dims dropped before the movement encoder
     unit_length: int = 4  # the movement encoder down-samples by 4
@@ -65,15 +67,6 @@ class OurEvaluatorConfig:
         if self.temperature <= 0 or self.embed_scale <= 0:
             raise ValueError("temperature and embed_scale must be positive")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> OurEvaluatorConfig:
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown OurEvaluatorConfig fields: {sorted(unknown)}")
-        return cls(**d)
 
 
 class TextProjection(nn.Module):
@@ -170,8 +163,6 @@ class OurEvaluator(CoEmbeddingEvaluator):
             raise ValueError(f"{cfg_path}: not a {FORMAT} v{FORMAT_VERSION} config")
         spec = meta.get("text_encoder")
         if text_encoder is None and load_text_encoder and spec is not None:
-            from models.text.base import load_text_encoder as load_spec
-
             text_encoder = load_spec(spec, search_paths=[path])
         model = cls(OurEvaluatorConfig.from_dict(meta["config"]), text_encoder)
         load_state_dict_strict(model, load_file(str(weights)), weights)

@@ -8,7 +8,7 @@ contacts) are dropped before the movement encoder (§3).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from models.common.config import DictConfig
 from models.common.tensors import load_state_dict_strict, load_tar
 from models.evaluator.protocol import check_motion_batch
 from models.evaluator.word_vectorizer import WordVectorizer
@@ -25,7 +26,7 @@ MODULE_NAMES = ("movement_encoder", "motion_encoder", "text_encoder")
 
 
 @dataclass
-class T2MEvaluatorConfig:
+class T2MEvaluatorConfig(DictConfig):
     dim_pose: int = 263  # 251 for KIT
     n_contacts: int = 4  # trailing foot-contact dims dropped before the movement encoder
     dim_word: int = 300
@@ -46,16 +47,6 @@ class T2MEvaluatorConfig:
             return cls(dim_pose=251)
         raise ValueError(f"unknown dataset {name!r} (expected 't2m' or 'kit')")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> T2MEvaluatorConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown T2MEvaluatorConfig fields: {sorted(unknown)}")
-        return cls(**d)
 
 
 def init_weights(m: nn.Module) -> None:

@@ -15,7 +15,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from models.common.config import DictConfig
 from models.common.tensors import load_state_dict_strict
 from models.data.concepts import Concept, get_concept
 from models.data.datasets import check_data_dir, load_features, read_split
@@ -36,7 +37,7 @@ Z95 = 1.959963984540054
 
 
 @dataclass
-class ClassifierConfig:
+class ClassifierConfig(DictConfig):
     dim_pose: int = 263
     hidden: int = 64
     dropout: float = 0.2
@@ -44,15 +45,6 @@ class ClassifierConfig:
     max_len: int = 196
     threshold: float = 0.5
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> ClassifierConfig:
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown ClassifierConfig fields: {sorted(unknown)}")
-        return cls(**d)
 
 
 class ViolenceClassifier(nn.Module):
@@ -237,24 +229,36 @@ def classification_metrics(pred: np.ndarray, labels: np.ndarray) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------- training
+@dataclass(frozen=True)
+class ClassifierTraining:
+    """How the classifier is trained (`hmu evaluate-classifier --steps --batch-size --seed`)."""
+
+    steps: int = 300
+    batch_size: int = 32
+    lr: float = 1e-3
+    seed: int = 0
+    eval_split: str = "test"  # whole clips of this split give the held-out metrics
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 2:
+            raise ValueError(f"steps must be >= 1 and batch_size >= 2, got {self.steps}, {self.batch_size}")
+
+
 def train_violence_classifier(
     data_dir: str | Path,
     out_dir: str | Path | None = None,
     concept: str | Concept = "violence",
-    steps: int = 300,
-    batch_size: int = 32,
-    lr: float = 1e-3,
+    training: ClassifierTraining | None = None,
     cfg: ClassifierConfig | None = None,
-    seed: int = 0,
-    eval_split: str = "test",
     progress: Callable[[float, str], None] | None = None,
 ) -> tuple[ViolenceClassifier, dict]:
     """Train on the `train` split with class-balanced batches (half concept, half not) of random crops;
-    report accuracy / balanced accuracy on whole clips of `eval_split`. Saved to `out_dir` if given."""
+    report accuracy / balanced accuracy on whole clips of `training.eval_split`. Saved to `out_dir` if given."""
+    training = training or ClassifierTraining()
+    steps, batch_size, lr, seed = training.steps, training.batch_size, training.lr, training.seed
+    eval_split = training.eval_split
     data_dir = check_data_dir(data_dir)
     concept = get_concept(concept)
-    if steps < 1 or batch_size < 2:
-        raise ValueError(f"steps must be >= 1 and batch_size >= 2, got {steps}, {batch_size}")
     mean = np.load(data_dir / "Mean.npy", allow_pickle=False).astype(np.float32)
     std = np.load(data_dir / "Std.npy", allow_pickle=False).astype(np.float32)
     cfg = cfg or ClassifierConfig(dim_pose=mean.shape[0])

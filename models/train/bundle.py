@@ -14,8 +14,10 @@ from safetensors.torch import save_file
 
 from models.common.markdown import render
 from models.motion.normalize import Normalizer
+from models.pipelines import MotionPipeline
+from models.text.base import load_text_encoder
 from models.train.config import CONFIG_DIR, TrainConfig, load_config
-from models.train.loops import STAGE_DIRS, TRAINERS, RunOptions, StageResult
+from models.train.loops import STAGE_DIRS, TRAINERS, RunOptions, StageResult, load_vq
 
 ORDER = ("vq", "mask", "res", "bamm", "length", "evaluator")
 # Share of a --max-minutes budget given to each stage (re-normalised over the stages still to run).
@@ -59,8 +61,6 @@ def train_default(data_dir: str | Path, out_dir: str | Path, config_dir: str | P
                   opts: RunOptions | None = None, command: str | None = None,
                   configs: dict[str, TrainConfig] | None = None) -> dict[str, Path]:
     """Train every stage into out_dir and write out_dir/{momask-<size>, bamm-<size>, evaluator}."""
-    from models.text.base import load_text_encoder
-
     opts = opts or RunOptions()
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     configs = configs or load_stage_configs(config_dir)
@@ -102,9 +102,6 @@ def train_momask(data_dir: str | Path, out_dir: str | Path, vq_dir: str | Path, 
     For the paper's retain-only reference model: train on a dataset folder whose splits hold the retain
     set only, with the VQ (tokeniser and normalisation) of the full model it is compared with.
     """
-    from models.text.base import load_text_encoder
-    from models.train.loops import load_vq
-
     opts = opts or RunOptions()
     data_dir, out_dir, vq_dir = Path(data_dir), Path(out_dir), Path(vq_dir)
     configs = load_stage_configs(config_dir)
@@ -140,12 +137,11 @@ def _run_stages(stages: tuple[str, ...], data_dir: Path, out_dir: Path, configs:
     return results, seconds
 
 
+# reason: the bundle's parts and its card's inputs; the card's signature is being reworked on another branch
 def _save_bundle(kind: str, stages: list[str], results: dict[str, StageResult], vq: torch.nn.Module,
                  stats: Normalizer, encoder, configs: dict[str, TrainConfig], data_dir: Path, path: Path,
                  command: str, seconds: dict[str, float], vq_dir: Path | None = None) -> Path:
     """A native MoMask or BAMM bundle from trained stages, with its manifest and model card."""
-    from models.pipelines import MotionPipeline
-
     base = "mask" if kind == "momask" else "bamm"
     manifest = {"method": "train", "command": command, "stages": {
         s: {"best_iteration": results[s].fit.best_iteration, "metrics": results[s].metrics} for s in stages}}

@@ -7,7 +7,9 @@ import json
 import shlex
 from pathlib import Path
 
+from models.train.bundle import train_default, train_momask
 from models.train.config import STAGES, load_config
+from models.train.loops import TRAINERS, RunOptions
 
 
 def _positive_float(value: str) -> float:
@@ -50,9 +52,6 @@ def _command_line(args: argparse.Namespace) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from models.train.bundle import train_default, train_momask
-    from models.train.loops import TRAINERS, RunOptions
-
     data, out = Path(args.data), Path(args.out)
     if args.threads is not None:
         if args.threads < 1:

@@ -71,102 +71,134 @@ class FitResult:
     seconds: float = 0.0
 
 
-def fit(
-    model: torch.nn.Module,
-    step: StepFn,
-    validate: ValFn,
-    cfg: TrainConfig,
-    out_dir: str | Path,
-    *,
-    metric: str = "val_loss",
-    resume: bool = False,
-    max_minutes: float | None = None,
-    stop_after: int | None = None,
-    device: str | torch.device = "cpu",
-    extra_state: tuple[Callable[[], dict[str, torch.Tensor]], Callable[[dict[str, torch.Tensor]], None]]
-    | None = None,
-    progress: bool = True,
-) -> FitResult:
+@dataclass
+class RunOptions:
+    """Per-invocation options shared by every stage (not part of the training config)."""
+
+    resume: bool = False
+    max_minutes: float | None = None
+    stop_after: int | None = None
+    device: str = "cpu"
+    progress: bool = True
+    text_encoder: Any = None               # an already loaded TextEncoder (else cfg.text_encoder is loaded)
+
+
+ExtraState = tuple[Callable[[], dict[str, torch.Tensor]], Callable[[dict[str, torch.Tensor]], None]]
+
+
+def _train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: StepFn, cfg: TrainConfig, it: int,
+                device: torch.device) -> tuple[float, torch.Tensor, dict[str, float]]:
+    """One optimisation step of iteration `it` -> (lr, loss, logs); randomness is a function of (seed, it)."""
+    torch.manual_seed(seed_for(cfg.seed, it, 1))  # dropout and any global-RNG use
+    gen = generator_for(cfg.seed, it, 2, device=device)
+    lr = lr_at(cfg, it)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    model.train()
+    loss, logs = step(it, gen)
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"{cfg.stage}: non-finite loss {float(loss)} at iteration {it}")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.grad_clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    optimizer.step()
+    return lr, loss, logs
+
+
+class _Run:
+    """The state of one `fit` invocation: best metric, running training logs, checkpoint writing."""
+
+    def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, cfg: TrainConfig, out_dir: Path,
+                 metric: str, extra_state: ExtraState | None):
+        self.model, self.optimizer, self.cfg, self.out_dir = model, optimizer, cfg, out_dir
+        self.metric, self.extra_state = metric, extra_state
+        self.best: float | None = None
+        self.best_it: int | None = None
+        self.running: dict[str, float] = {}
+        self.count = 0
+        self.history: list[dict[str, Any]] = []
+
+    def resume(self, device: torch.device) -> int:
+        """Load out_dir/latest.pt -> the iteration to continue from."""
+        state = load_checkpoint(self.out_dir / LATEST, device)
+        if state["config"] != json.dumps(self.cfg.to_dict(), sort_keys=True):
+            raise ValueError(f"{self.out_dir / LATEST} was written with a different training config; "
+                             "resume with the same config or start a new --out directory")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.extra_state is not None:
+            self.extra_state[1](state.get("extra", {}))
+        self.best, self.best_it = state["best_metric"], state["best_iteration"]
+        return int(state["iteration"])
+
+    def add(self, loss: torch.Tensor, logs: dict[str, float]) -> None:
+        self.count += 1
+        for k, v in {"loss": float(loss.detach()), **logs}.items():
+            self.running[k] = self.running.get(k, 0.0) + float(v)
+
+    def validate(self, validate: ValFn, it: int, lr: float, elapsed: float) -> dict[str, Any]:
+        """Validate, keep best.pt up to date -> the log record."""
+        self.model.eval()
+        val = {k: float(v) for k, v in validate().items()}
+        record = {"iteration": it, "lr": lr, "elapsed_s": round(elapsed, 1),
+                  **{f"train_{k}": v / self.count for k, v in self.running.items()}, **val}
+        self.running, self.count = {}, 0
+        value = float(val[self.metric])
+        if self.best is None or value < self.best:
+            self.best, self.best_it = value, it
+            _save({"model": self.model.state_dict(), "iteration": it, "metrics": val,
+                   "config": json.dumps(self.cfg.to_dict(), sort_keys=True)}, self.out_dir / BEST)
+        record["best"] = self.best
+        self.history.append(record)
+        return record
+
+    def save_latest(self, it: int) -> None:
+        _save({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "iteration": it,
+               "best_metric": self.best, "best_iteration": self.best_it,
+               "extra": self.extra_state[0]() if self.extra_state is not None else {},
+               "config": json.dumps(self.cfg.to_dict(), sort_keys=True)}, self.out_dir / LATEST)
+
+
+def fit(model: torch.nn.Module, step: StepFn, validate: ValFn, cfg: TrainConfig, out_dir: str | Path,
+        opts: RunOptions | None = None, *, metric: str = "val_loss",
+        extra_state: ExtraState | None = None) -> FitResult:
     """Train `model` for cfg.iters iterations of `step` (returns (loss, logs)); the smaller `metric` of
     `validate()` selects best.pt. Writes out_dir/{latest.pt, best.pt, log.jsonl, train_config.json}.
 
-    resume: continue from out_dir/latest.pt. max_minutes: wall-time budget of this invocation, after which
-    the run validates, saves and stops. stop_after: run at most this many iterations in this invocation.
-    extra_state: (get, set) of tensors that live outside the state_dict (e.g. EMA codebook statistics).
+    opts.resume: continue from out_dir/latest.pt. opts.max_minutes: wall-time budget of this invocation, after
+    which the run validates, saves and stops. opts.stop_after: run at most this many iterations in this
+    invocation. extra_state: (get, set) of tensors outside the state_dict (e.g. EMA codebook statistics).
     """
+    opts = opts or RunOptions()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    device = torch.device(device)
-    optimizer = make_optimizer(model, cfg)
-    start, best, best_it = 0, None, None
-    if resume:
-        state = load_checkpoint(out_dir / LATEST, device)
-        if state["config"] != json.dumps(cfg.to_dict(), sort_keys=True):
-            raise ValueError(f"{out_dir / LATEST} was written with a different training config; "
-                             "resume with the same config or start a new --out directory")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if extra_state is not None:
-            extra_state[1](state.get("extra", {}))
-        start, best, best_it = int(state["iteration"]), state["best_metric"], state["best_iteration"]
+    device = torch.device(opts.device)
+    run = _Run(model, make_optimizer(model, cfg), cfg, out_dir, metric, extra_state)
+    start = run.resume(device) if opts.resume else 0
     (out_dir / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n", encoding="utf-8")
 
-    def save_latest(it: int) -> None:
-        _save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "iteration": it,
-               "best_metric": best, "best_iteration": best_it,
-               "extra": extra_state[0]() if extra_state is not None else {},
-               "config": json.dumps(cfg.to_dict(), sort_keys=True)}, out_dir / LATEST)
-
     t0 = time.monotonic()
-    end = cfg.iters if stop_after is None else min(cfg.iters, start + stop_after)
-    history: list[dict[str, Any]] = []
-    running: dict[str, float] = {}
-    count = 0
+    end = cfg.iters if opts.stop_after is None else min(cfg.iters, start + opts.stop_after)
     it = start
-    bar = tqdm(total=cfg.iters, initial=start, desc=f"train {cfg.stage}", disable=not progress,
+    bar = tqdm(total=cfg.iters, initial=start, desc=f"train {cfg.stage}", disable=not opts.progress,
                dynamic_ncols=True)
     with open(out_dir / "log.jsonl", "a", encoding="utf-8") as log:
         while it < end:
-            torch.manual_seed(seed_for(cfg.seed, it, 1))  # dropout and any global-RNG use
-            gen = generator_for(cfg.seed, it, 2, device=device)
-            lr = lr_at(cfg, it)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            model.train()
-            loss, logs = step(it, gen)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"{cfg.stage}: non-finite loss {float(loss)} at iteration {it}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
+            lr, loss, logs = _train_step(model, run.optimizer, step, cfg, it, device)
             it += 1
-            count += 1
-            for k, v in {"loss": float(loss.detach()), **logs}.items():
-                running[k] = running.get(k, 0.0) + float(v)
+            run.add(loss, logs)
             bar.update(1)
-            out_of_time = max_minutes is not None and time.monotonic() - t0 > 60 * max_minutes
+            out_of_time = opts.max_minutes is not None and time.monotonic() - t0 > 60 * opts.max_minutes
             if it % cfg.eval_every == 0 or it == end or out_of_time:
-                model.eval()
-                val = {k: float(v) for k, v in validate().items()}
-                record = {"iteration": it, "lr": lr, "elapsed_s": round(time.monotonic() - t0, 1),
-                          **{f"train_{k}": v / count for k, v in running.items()}, **val}
-                running, count = {}, 0
-                value = float(val[metric])
-                if best is None or value < best:
-                    best, best_it = value, it
-                    _save({"model": model.state_dict(), "iteration": it, "metrics": val,
-                           "config": json.dumps(cfg.to_dict(), sort_keys=True)}, out_dir / BEST)
-                record["best"] = best
-                history.append(record)
+                record = run.validate(validate, it, lr, time.monotonic() - t0)
                 log.write(json.dumps(record) + "\n")
                 log.flush()
-                bar.set_postfix({metric: f"{value:.4g}", "best": f"{best:.4g}"})
+                bar.set_postfix({metric: f"{record[metric]:.4g}", "best": f"{run.best:.4g}"})
             if it % cfg.save_every == 0 or it == end or out_of_time:
-                save_latest(it)
+                run.save_latest(it)
             if out_of_time:
                 break
     bar.close()
-    return FitResult(iteration=it, best_metric=best, best_iteration=best_it, history=history,
+    return FitResult(iteration=it, best_metric=run.best, best_iteration=run.best_it, history=run.history,
                      stopped_early=it < cfg.iters, seconds=time.monotonic() - t0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
+from models.bamm import BAMMTransformer
 from models.data.datasets import (
     EpochSampler,
     MotionWindowDataset,
@@ -27,13 +29,18 @@ from models.data.datasets import (
     attach_text_features,
     cache_codes,
     generator_for,
+    index_batches,
     training_normalizer,
 )
+from models.evaluator.training import build_evaluator, evaluator_objective
+from models.momask import LengthEstimator, MaskTransformer, ResidualTransformer, TransformerConfig
 from models.motion.features import features_to_joints
 from models.motion.normalize import Normalizer
 from models.presets import TRANSFORMER_PRESETS, VQ_PRESETS, preset
+from models.text.base import load_text_encoder
 from models.train.config import TrainConfig, load_config
-from models.train.engine import BEST, FitResult, fit, load_checkpoint
+from models.train.engine import BEST, FitResult, RunOptions, fit, load_checkpoint
+from models.vq import RVQVAE, VQConfig
 
 STAGE_DIRS = {"vq": "vq", "mask": "mask", "res": "res", "bamm": "bamm", "length": "length",
               "evaluator": "evaluator_train"}
@@ -47,18 +54,6 @@ class StageResult:
     metrics: dict[str, float]              # validation metrics of the best checkpoint
     directory: Path                        # <out>/<stage dir>: latest.pt, best.pt, log.jsonl
     info: dict[str, Any] = field(default_factory=dict)  # data counts etc. for the model card
-
-
-@dataclass
-class RunOptions:
-    """Per-invocation options shared by every stage (not part of the training config)."""
-
-    resume: bool = False
-    max_minutes: float | None = None
-    stop_after: int | None = None
-    device: str = "cpu"
-    progress: bool = True
-    text_encoder: Any = None               # an already loaded TextEncoder (else cfg.text_encoder is loaded)
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -79,14 +74,7 @@ def _finish(stage: str, model: torch.nn.Module, result: FitResult, stage_dir: Pa
 def _text_encoder(cfg: TrainConfig, opts: RunOptions):
     if opts.text_encoder is not None:
         return opts.text_encoder
-    from models.text.base import load_text_encoder
-
     return load_text_encoder(cfg.text_encoder, device=opts.device)
-
-
-def _batches(n: int, size: int):
-    for start in range(0, n, size):
-        yield torch.arange(start, min(n, start + size))
 
 
 def mpjpe_cm(pred_joints: torch.Tensor, gt_joints: torch.Tensor) -> torch.Tensor:
@@ -98,8 +86,6 @@ def mpjpe_cm(pred_joints: torch.Tensor, gt_joints: torch.Tensor) -> torch.Tensor
 
 # ------------------------------------------------------------------------------------ VQ
 def build_vq(cfg: TrainConfig, dim_pose: int) -> torch.nn.Module:
-    from models.vq import RVQVAE, VQConfig
-
     return RVQVAE(VQConfig(dim_pose=dim_pose, **{**preset(VQ_PRESETS, cfg.size), **cfg.model}))
 
 
@@ -127,8 +113,6 @@ def _vq_ema_state(vq) -> tuple:
 
 def load_vq(vq_dir: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, Normalizer]:
     """The best VQ of a `train_vq` output directory and its training normaliser (mean.npy, std.npy)."""
-    from models.vq import RVQVAE, VQConfig
-
     vq_dir = Path(vq_dir)
     config_path = vq_dir / "vq_config.json"
     if not config_path.is_file():
@@ -181,10 +165,8 @@ def train_vq(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig | None 
         loss, _, perplexity = vq.loss(x, joints_num, cfg.commit_weight, cfg.vel_weight, generator=gen)
         return loss, {"perplexity": float(perplexity)}
 
-    result = fit(vq, step, lambda: vq_validation(vq, val_clips, normalizer, cfg, device), cfg, stage_dir,
-                 metric="val_mpjpe_cm", resume=opts.resume, max_minutes=opts.max_minutes,
-                 stop_after=opts.stop_after, device=device, extra_state=_vq_ema_state(vq),
-                 progress=opts.progress)
+    result = fit(vq, step, lambda: vq_validation(vq, val_clips, normalizer, cfg, device), cfg, stage_dir, opts,
+                 metric="val_mpjpe_cm", extra_state=_vq_ema_state(vq))
     info = {"train_windows": len(train), "train_clips": len(train.clips), "val_clips": len(val_clips)}
     return _finish("vq", vq, result, stage_dir, device, info)
 
@@ -239,17 +221,16 @@ def _token_setup(data_dir, out_dir, cfg, opts, vq_dir):
 
 
 def transformer_config(cfg: TrainConfig, vq, cond_dim: int, **extra: Any):
-    from models.momask import TransformerConfig
-
     shared = {"num_tokens": vq.cfg.nb_code, "code_dim": vq.cfg.code_dim,
               "num_quantizers": vq.cfg.num_quantizers, "shared_codebook": vq.cfg.shared_codebook,
               "cond_dim": cond_dim}
     return TransformerConfig(**{**preset(TRANSFORMER_PRESETS, cfg.size), **shared, **extra, **cfg.model})
 
 
-def _train_tokens(stage: str, model: torch.nn.Module, loss_fn, data_dir, out_dir, cfg, opts, train, val,
-                  device) -> StageResult:
+def _train_tokens(stage: str, model: torch.nn.Module, loss_fn, out_dir, cfg: TrainConfig, opts: RunOptions,
+                  train: TextMotionDataset, val: TextMotionDataset) -> StageResult:
     """Shared loop of the token transformers: loss_fn(model, batch, generator) -> (loss, accuracy)."""
+    device = _device(opts.device)
     stage_dir = Path(out_dir) / STAGE_DIRS[stage]
     sampler = EpochSampler(len(train), cfg.batch_size, cfg.seed)
 
@@ -267,16 +248,14 @@ def _train_tokens(stage: str, model: torch.nn.Module, loss_fn, data_dir, out_dir
         n = min(len(val), cfg.val_items)
         data_gen, model_gen = generator_for(cfg.seed, 0, 5), generator_for(cfg.seed, 0, 6, device=device)
         total, acc_total = 0.0, 0.0
-        for idx in _batches(n, cfg.batch_size):
+        for idx in index_batches(n, cfg.batch_size):
             batch = to_dev(val.batch(idx, data_gen, motion=False, ids=True))
             loss, acc = loss_fn(model, batch, model_gen)
             total += float(loss) * len(idx)
             acc_total += float(acc) * len(idx)
         return {"val_loss": total / n, "val_acc": acc_total / n}
 
-    result = fit(model, step, validate, cfg, stage_dir, metric="val_loss", resume=opts.resume,
-                 max_minutes=opts.max_minutes, stop_after=opts.stop_after, device=device,
-                 progress=opts.progress)
+    result = fit(model, step, validate, cfg, stage_dir, opts, metric="val_loss")
     (stage_dir / "model_config.json").write_text(json.dumps(model.cfg.to_dict(), indent=2) + "\n",
                                                  encoding="utf-8")
     info = {"train_items": len(train), "train_captions": len(train.captions), "val_items": len(val)}
@@ -294,40 +273,48 @@ def _residual_loss(model, batch, gen):
     return model.loss(batch["ids"], batch["cond"], batch["token_lens"], generator=gen)
 
 
-def _train_transformer(stage: str, model_cls, loss_fn, data_dir, out_dir, cfg: TrainConfig | None,
-                       opts: RunOptions | None, vq_dir, **config_extra: Any) -> StageResult:
-    """Token data + `model_cls(transformer_config(..., **config_extra))`, trained by `_train_tokens`."""
-    cfg = cfg or load_config(stage)
+@dataclass(frozen=True)
+class TokenStage:
+    """A token transformer stage: its name, model class, loss and fixed config entries."""
+
+    name: str
+    model_cls: type
+    loss_fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]
+    config_extra: dict[str, Any] = field(default_factory=dict)
+
+
+MASK_STAGE = TokenStage("mask", MaskTransformer, _layer0_loss)
+RES_STAGE = TokenStage("res", ResidualTransformer, _residual_loss, {"cond_drop_prob": 0.2, "share_weight": True})
+BAMM_STAGE = TokenStage("bamm", BAMMTransformer, _layer0_loss)
+
+
+def _train_transformer(spec: TokenStage, data_dir, out_dir, cfg: TrainConfig | None, opts: RunOptions | None,
+                       vq_dir) -> StageResult:
+    """Token data + `spec.model_cls(transformer_config(..., **spec.config_extra))`, trained by `_train_tokens`."""
+    cfg = cfg or load_config(spec.name)
     opts = opts or RunOptions()
     device, vq, encoder, train, val = _token_setup(data_dir, out_dir, cfg, opts, vq_dir)
     torch.manual_seed(cfg.seed)
-    model = model_cls(transformer_config(cfg, vq, encoder.dim, **config_extra)).to(device)
-    return _train_tokens(stage, model, loss_fn, data_dir, out_dir, cfg, opts, train, val, device)
+    model = spec.model_cls(transformer_config(cfg, vq, encoder.dim, **spec.config_extra)).to(device)
+    return _train_tokens(spec.name, model, spec.loss_fn, out_dir, cfg, opts, train, val)
 
 
 def train_mask(data_dir, out_dir, cfg: TrainConfig | None = None, opts: RunOptions | None = None,
                vq_dir: str | Path | None = None) -> StageResult:
     """MoMask base masked transformer on cached layer-0 codes; best = lowest val loss."""
-    from models.momask import MaskTransformer
-
-    return _train_transformer("mask", MaskTransformer, _layer0_loss, data_dir, out_dir, cfg, opts, vq_dir)
+    return _train_transformer(MASK_STAGE, data_dir, out_dir, cfg, opts, vq_dir)
 
 
 def train_residual(data_dir, out_dir, cfg: TrainConfig | None = None, opts: RunOptions | None = None,
                    vq_dir: str | Path | None = None) -> StageResult:
     """MoMask residual transformer (layers 1..Q-1) on cached codes; best = lowest val loss."""
-    from models.momask import ResidualTransformer
-
-    return _train_transformer("res", ResidualTransformer, _residual_loss, data_dir, out_dir, cfg, opts, vq_dir,
-                              cond_drop_prob=0.2, share_weight=True)
+    return _train_transformer(RES_STAGE, data_dir, out_dir, cfg, opts, vq_dir)
 
 
 def train_bamm(data_dir, out_dir, cfg: TrainConfig | None = None, opts: RunOptions | None = None,
                vq_dir: str | Path | None = None) -> StageResult:
     """BAMM base transformer on cached layer-0 codes; best = lowest val loss."""
-    from models.bamm import BAMMTransformer
-
-    return _train_transformer("bamm", BAMMTransformer, _layer0_loss, data_dir, out_dir, cfg, opts, vq_dir)
+    return _train_transformer(BAMM_STAGE, data_dir, out_dir, cfg, opts, vq_dir)
 
 
 # ------------------------------------------------------------------------------------ length, evaluator
@@ -349,8 +336,6 @@ def _vq_normalizer(data_dir, out_dir, cfg, vq_dir) -> Normalizer:
 def train_length_estimator(data_dir, out_dir, cfg: TrainConfig | None = None, opts: RunOptions | None = None,
                            vq_dir: str | Path | None = None) -> StageResult:
     """LengthEstimator(cond_dim, 50): text feature -> token length (m // 4) class; best = lowest val CE."""
-    from models.momask import LengthEstimator
-
     cfg = cfg or load_config("length")
     opts = opts or RunOptions()
     device, _, encoder, train, val = _text_setup(data_dir, out_dir, cfg, opts, vq_dir)
@@ -373,62 +358,30 @@ def train_length_estimator(data_dir, out_dir, cfg: TrainConfig | None = None, op
         n = min(len(val), cfg.val_items)
         data_gen = generator_for(cfg.seed, 0, 5)
         sums = np.zeros(2)
-        for idx in _batches(n, cfg.batch_size):
+        for idx in index_batches(n, cfg.batch_size):
             loss, acc = loss_acc(val.batch(idx, data_gen, motion=False))
             sums += np.array([float(loss), float(acc)]) * len(idx)
         return {"val_loss": sums[0] / n, "val_acc": sums[1] / n}
 
-    result = fit(model, step, validate, cfg, stage_dir, resume=opts.resume, max_minutes=opts.max_minutes,
-                 stop_after=opts.stop_after, device=device, progress=opts.progress)
+    result = fit(model, step, validate, cfg, stage_dir, opts)
     info = {"train_items": len(train), "val_items": len(val)}
     return _finish("length", model, result, stage_dir, device, info)
 
 
 def train_evaluator(data_dir, out_dir, cfg: TrainConfig | None = None, opts: RunOptions | None = None,
                     vq_dir: str | Path | None = None) -> StageResult:
-    """Our text/motion co-embedding evaluator (contrastive); motions normalised with the VQ's statistics
-    so generated (VQ-normalised) motions can be embedded directly; best = lowest val loss."""
-    from models.evaluator.our_evaluator import OurEvaluator, OurEvaluatorConfig, contrastive_loss
-
+    """Our text/motion co-embedding evaluator (contrastive, `models.evaluator.training`); motions normalised
+    with the VQ's statistics so generated (VQ-normalised) motions can be embedded directly; best = lowest
+    val loss."""
     cfg = cfg or load_config("evaluator")
     opts = opts or RunOptions()
     device, normalizer, encoder, train, val = _text_setup(data_dir, out_dir, cfg, opts, vq_dir)
     torch.manual_seed(cfg.seed)
-    ecfg = OurEvaluatorConfig(**{"dim_pose": normalizer.dim, "text_dim": encoder.dim, **cfg.model})
-    model = OurEvaluator(ecfg).to(device)
+    model = build_evaluator(normalizer.dim, encoder.dim, cfg.model).to(device)
     stage_dir = Path(out_dir) / STAGE_DIRS["evaluator"]
-    sampler = EpochSampler(len(train), cfg.batch_size, cfg.seed)
-
-    def loss_logs(batch, gen):
-        cond = batch["cond"].to(device)
-        t_emb = model.embed_text(cond)
-        m_emb = model.embed_motion(batch["motion"].to(device), batch["m_lens"].to(device))
-        loss, logs = contrastive_loss(t_emb, m_emb, ecfg, text_features=cond, generator=gen)
-        sim = t_emb @ m_emb.T
-        logs["top1"] = float((sim.argmax(-1) == torch.arange(len(sim), device=device)).float().mean())
-        return loss, logs
-
-    def step(it: int, gen: torch.Generator):
-        loss, logs = loss_logs(train.batch(sampler.indices(it), generator_for(cfg.seed, it, 3)), gen)
-        return loss, {"top1": logs["top1"]}
-
-    @torch.no_grad()
-    def validate() -> dict[str, float]:
-        n = min(len(val), cfg.val_items)
-        data_gen, gen = generator_for(cfg.seed, 0, 5), generator_for(cfg.seed, 0, 6, device=device)
-        sums, count = np.zeros(2), 0
-        for idx in _batches(n, cfg.batch_size):
-            if len(idx) < 2:
-                continue
-            loss, logs = loss_logs(val.batch(idx, data_gen), gen)
-            sums += np.array([float(loss), logs["top1"]]) * len(idx)
-            count += len(idx)
-        if count == 0:
-            raise ValueError("the evaluator needs at least 2 validation items")
-        return {"val_loss": sums[0] / count, "val_top1": sums[1] / count}
-
-    result = fit(model, step, validate, cfg, stage_dir, resume=opts.resume, max_minutes=opts.max_minutes,
-                 stop_after=opts.stop_after, device=device, progress=opts.progress)
+    step, validate = evaluator_objective(model, train, val, batch_size=cfg.batch_size, val_items=cfg.val_items,
+                                         seed=cfg.seed, device=device)
+    result = fit(model, step, validate, cfg, stage_dir, opts)
     model.text_encoder = encoder
     info = {"train_items": len(train), "val_items": len(val)}
     return _finish("evaluator", model, result, stage_dir, device, info)

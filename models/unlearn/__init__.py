@@ -1,5 +1,5 @@
-"""Concept unlearning for MoMask/BAMM: concepts, LCR, UCE, RECE, ESD and fine-tuning."""
+"""Concept unlearning for MoMask/BAMM: LCR, UCE, RECE, ESD and fine-tuning.
 
-from models.unlearn.run import parse_params, restore_overlay, run_unlearning
-
-__all__ = ["parse_params", "restore_overlay", "run_unlearning"]
+Entry point: `models.unlearn.run.run_unlearning(UnlearnConfig(...))`; the config module
+(`models.unlearn.config`) is torch-free, so this package imports nothing on its own.
+"""

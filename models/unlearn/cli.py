@@ -8,7 +8,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from models.unlearn.run import METHODS
+from models.data.concepts import get_concept
+from models.data.forget_retain import split_dataset, write_retain_dataset
+from models.pipelines import default_model_dir
+from models.unlearn.config import METHOD_NAMES, UnlearnConfig
+from models.unlearn.run import PRIVATE_DIR, restore_overlay, run_unlearning
 
 
 def parse_value(text: str) -> Any:
@@ -38,25 +42,22 @@ def _progress(fraction: float, message: str) -> None:
 
 
 def cmd_unlearn(args: argparse.Namespace) -> int:
-    from hmu.cli import default_model_path
-    from models.unlearn.run import PRIVATE_DIR, run_unlearning
-
     params = json.loads(Path(args.params_json).read_text(encoding="utf-8")) if args.params_json else {}
     params.update(parse_params(args.param))
     keywords = [k.strip() for k in args.keywords.split(",") if k.strip()] if args.keywords else None
     concept = args.concept if args.concept or keywords else "violence"
-    manifest = run_unlearning(
-        args.model or default_model_path(),
-        args.method,
-        None if keywords else concept,
-        params,
-        args.out,
-        data_dir=args.data,
-        progress=None if args.quiet else _progress,
+    config = UnlearnConfig(
+        model=args.model or default_model_dir(),
+        method=args.method,
+        out_dir=args.out,
+        concept=None if keywords else concept,
         keywords=keywords,
+        params=params,
+        data_dir=args.data,
         device=args.device,
         concept_files=args.concepts_file or (),
     )
+    manifest = run_unlearning(config, progress=None if args.quiet else _progress)
     summary = {
         "out": str(args.out),
         "method": manifest["method"],
@@ -78,8 +79,6 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    from models.unlearn.run import restore_overlay
-
     out = Path(args.out)
     if (out / "config.json").exists():
         raise ValueError(f"{out} already holds a model; choose a new output folder")
@@ -90,14 +89,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_split(args: argparse.Namespace) -> int:
-    from models.data.concepts import get_concept
-    from models.data.forget_retain import split_dataset
-
     concept = get_concept(args.concept, args.concepts_file or (), match_mode=args.match_mode)
     parts = split_dataset(args.data, concept, args.splits, args.out, args.min_occurrence)
     if args.retain_data:
-        from models.data.forget_retain import write_retain_dataset
-
         write_retain_dataset(args.data, concept, args.retain_data, args.min_occurrence)
     print(json.dumps({s: p.summary() for s, p in parts.items()}))
     return 0
@@ -109,7 +103,7 @@ def register(subparsers) -> None:
         "unlearn", help="remove a concept from a model (writes a new native checkpoint)"
     )
     un.add_argument("--model", help="native checkpoint folder or official layout (default: shipped model)")
-    un.add_argument("--method", required=True, choices=sorted(METHODS))
+    un.add_argument("--method", required=True, choices=sorted(METHOD_NAMES))
     un.add_argument("--concept", help="concept name from configs/concepts.json (default: violence)")
     un.add_argument("--keywords", help="inline concept: comma-separated keywords (instead of --concept)")
     un.add_argument("--concepts-file", action="append", help="extra concepts JSON file (repeatable)")

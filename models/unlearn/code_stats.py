@@ -164,20 +164,29 @@ def _split_counts(
     return counts
 
 
+@dataclass(frozen=True)
+class CountSpec:
+    """What is counted: the splits, random crop/caption draws per item, their seed, the padded tail or not."""
+
+    splits: Sequence[str] = ("train", "val")
+    repeats: int = 1
+    seed: int = 0
+    exclude_padding: bool = True
+
+
 def collect_code_stats(
     data_dir: str | Path,
     vq: torch.nn.Module,
     normalizer: Normalizer,
-    splits: Sequence[str] = ("train", "val"),
-    repeats: int = 1,
-    seed: int = 0,
-    exclude_padding: bool = True,
+    spec: CountSpec = CountSpec(),
+    *,
     cache_dir: str | Path | None = None,
     use_cache: bool = True,
     batch_size: int = 256,
     progress: Progress | None = None,
 ) -> tuple[CodeStats, bool]:
-    """Code presence statistics of every item of `splits` -> (stats, loaded_from_cache)."""
+    """Code presence statistics of every item of `spec.splits` -> (stats, loaded_from_cache)."""
+    splits, repeats, seed, exclude_padding = spec.splits, spec.repeats, spec.seed, spec.exclude_padding
     data_dir = Path(data_dir)
     if not 1 <= repeats <= 1000:
         raise ValueError(f"repeats must be in 1..1000, got {repeats}")

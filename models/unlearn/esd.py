@@ -28,6 +28,11 @@ from torch import nn
 from models.common.masks import lengths_to_mask
 from models.common.sampling import cosine_schedule
 from models.data.concepts import Concept
+from models.data.datasets import TextMotionDataset
+from models.data.forget_retain import caption_lines, is_forget
+from models.motion.normalize import Normalizer
+from models.pipelines import make_generators
+from models.unlearn.code_stats import encode_items
 from models.unlearn.params import MethodParams, one_of, require
 from models.unlearn.uce import PRESERVE_PROMPTS
 
@@ -159,8 +164,6 @@ class TokenPool:
 @torch.no_grad()
 def generated_pool(pipeline, prompts: list[str], params: ESDParams, gen: torch.Generator) -> TokenPool:
     """theta's own base-token samples for the concept prompts."""
-    from models.pipelines import make_generators
-
     picks = torch.randint(len(prompts), (params.pool_size,), generator=gen).tolist()
     lens = torch.randint(params.min_tokens, params.max_tokens + 1, (params.pool_size,), generator=gen)
     cond = pipeline.encode_text([prompts[i] for i in picks])
@@ -174,11 +177,6 @@ def generated_pool(pipeline, prompts: list[str], params: ESDParams, gen: torch.G
 
 def data_pool(pipeline, concept: Concept, data_dir: Path) -> TokenPool:
     """Layer-0 tokens of the dataset's forget motions (whole clips, train split)."""
-    from models.data.datasets import TextMotionDataset
-    from models.data.forget_retain import caption_lines, is_forget
-    from models.motion.normalize import Normalizer
-    from models.unlearn.code_stats import encode_items
-
     normalizer = Normalizer(pipeline.mean.cpu().numpy(), pipeline.std.cpu().numpy())
     dataset = TextMotionDataset(data_dir, "train", normalizer)
     keep = [

@@ -13,6 +13,9 @@ import torch
 from torch import nn
 
 from models.data.concepts import Concept
+from models.data.datasets import EpochSampler, TextMotionDataset, attach_text_features, cache_codes, generator_for
+from models.data.forget_retain import caption_lines, is_forget
+from models.motion.normalize import Normalizer
 from models.unlearn.params import MethodParams, require
 
 Progress = Callable[[float, str], None]
@@ -56,10 +59,6 @@ class FTParams(MethodParams):
 
 def retain_dataset(pipeline, data_dir: Path, split: str, concept: Concept, min_occurrence: int):
     """TextMotionDataset of `split` restricted to retain items, with text features and codes attached."""
-    from models.data.datasets import TextMotionDataset, attach_text_features, cache_codes
-    from models.data.forget_retain import caption_lines, is_forget
-    from models.motion.normalize import Normalizer
-
     normalizer = Normalizer(pipeline.mean.cpu().numpy(), pipeline.std.cpu().numpy())
     dataset = TextMotionDataset(data_dir, split, normalizer)
     labels: dict[str, bool] = {}
@@ -96,8 +95,6 @@ def finetune_model(
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Train one transformer on `train` with validation-loss early stopping; keeps the best weights."""
-    from models.data.datasets import EpochSampler, generator_for
-
     sampler = EpochSampler(len(train), params.batch_size, params.seed)
     steps = max(1, math.ceil(params.epochs * len(train) / sampler.batch_size))
     steps = min(steps, params.max_steps) if params.max_steps else steps

@@ -25,8 +25,10 @@ from safetensors.torch import save_file
 
 from models.data.concepts import Concept
 from models.data.forget_retain import caption_lines, is_forget
+from models.io.native import sha256_file
 from models.motion.normalize import Normalizer
-from models.unlearn.code_stats import CodeStats, collect_code_stats
+from models.pipelines import UNIT_LENGTH, MotionPipeline, make_generators
+from models.unlearn.code_stats import CodeStats, CountSpec, collect_code_stats
 from models.unlearn.params import MethodParams, one_of, require
 
 Progress = Callable[[float, str], None]
@@ -254,12 +256,9 @@ def apply_lcr(
         data_dir,
         pipeline.vq,
         normalizer,
-        params.splits,
-        params.repeats,
-        params.seed,
-        params.exclude_padding,
-        params.cache_dir,
-        params.use_cache,
+        CountSpec(params.splits, params.repeats, params.seed, params.exclude_padding),
+        cache_dir=params.cache_dir,
+        use_cache=params.use_cache,
         progress=progress,
     )
     selected, summary = select_violent_codes(stats, data_dir, concept, params)
@@ -335,9 +334,6 @@ def restore_overlay(public_dir: str | Path, overlay_file: str | Path, verify: bo
 
     verify: check that the public vq.safetensors is the one the overlay was written for.
     """
-    from models.io.native import sha256_file
-    from models.pipelines import MotionPipeline
-
     public_dir = Path(public_dir)
     _, meta = read_overlay(overlay_file)
     if verify and meta.get("public_vq_sha256"):
@@ -365,8 +361,6 @@ def inject_codes(
     regenerate_residual: re-sample the residual layers on the edited base tokens (else keep the old ones).
     -> (ids (B, L, Q) with -1 at pads, de-normalised features per text (4 L_b, D)).
     """
-    from models.pipelines import UNIT_LENGTH, make_generators
-
     nb_code = pipeline.vq.cfg.nb_code
     require(
         bool(codes) and all(0 <= int(c) < nb_code for c in codes), f"codes must lie in [0, {nb_code - 1}]"

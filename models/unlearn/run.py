@@ -13,29 +13,26 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import importlib
 import json
-import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from models.common.markdown import render
-from models.data.concepts import Concept, concept_from_keywords, file_version, get_concept
+from models.data.concepts import file_version
+from models.io.native import is_native, sha256_file
+from models.pipelines import MotionPipeline
+from models.unlearn.config import UnlearnConfig
+from models.unlearn.lcr import OVERLAY_FILE, save_overlay
+from models.unlearn.lcr import restore_overlay as restore
+from models.unlearn.method import UnlearnContext, UnlearnResult
+from models.unlearn.methods import get_method
 from models.unlearn.params import MethodParams
+from models.version import package_version
 
 Progress = Callable[[float, str], None]
-# method -> (module, params class, apply function, needs a dataset)
-METHODS: dict[str, tuple[str, str, str, bool]] = {
-    "lcr": ("models.unlearn.lcr", "LCRParams", "apply_lcr", True),
-    "uce": ("models.unlearn.uce", "UCEParams", "apply_uce", False),
-    "rece": ("models.unlearn.rece", "RECEParams", "apply_rece", False),
-    "esd": ("models.unlearn.esd", "ESDParams", "apply_esd", False),
-    "ft": ("models.unlearn.finetune", "FTParams", "apply_ft", True),
-}
-DATA_ENV = "HMU_UNLEARN_DATA_DIR"
 PRIVATE_DIR = "private"
 PRIVATE_README = """This folder holds PRIVATE data of an LCR-unlearned model: the original codebook rows that
 LCR replaced. With them, `models.unlearn.restore_overlay(<model dir>, <this folder>/lcr_overlay.safetensors)`
@@ -44,40 +41,9 @@ directory without `private/`. The public files (listed in ../manifest.json) do n
 """
 
 
-def method_spec(method: str) -> tuple[type[MethodParams], Callable[..., Any], bool]:
-    """(params class, apply function, needs_data) of `method`."""
-    if method not in METHODS:
-        raise ValueError(f"unknown unlearning method {method!r}; expected one of {sorted(METHODS)}")
-    module_name, params_name, apply_name, needs_data = METHODS[method]
-    module = importlib.import_module(module_name)
-    return getattr(module, params_name), getattr(module, apply_name), needs_data
-
-
-def parse_params(method: str, params: Mapping[str, Any] | None) -> MethodParams:
-    """Validated parameters of `method` (unknown keys -> ValueError naming them)."""
-    return method_spec(method)[0].from_dict(params)
-
-
-def resolve_concept(
-    concept: str | dict | Concept | Sequence[str] | None,
-    keywords: Sequence[str] | None = None,
-    concept_files: Sequence[str | Path] = (),
-) -> Concept:
-    """A concept from a name, an inline dict, a Concept, or a keyword list."""
-    if (concept is None) == (keywords is None):
-        raise ValueError("give exactly one of a concept (name or definition) or a keyword list")
-    if keywords is not None:
-        return concept_from_keywords(keywords, name="custom")
-    if isinstance(concept, (list, tuple)):
-        return concept_from_keywords(concept, name="custom")
-    return get_concept(concept, concept_files)
-
-
 # ---------------------------------------------------------------------------------------------- digests
 def checkpoint_files(path: str | Path) -> dict[str, str]:
     """sha256 of a native checkpoint's public files (config.json and *.safetensors, not private/)."""
-    from models.io.native import sha256_file
-
     path = Path(path)
     return {p.name: sha256_file(p) for p in sorted(path.glob("*.safetensors")) + [path / "config.json"]}
 
@@ -122,9 +88,6 @@ def copy_pipeline(pipeline):
 
 
 def _load_parent(model, device: str) -> tuple[Any, dict[str, Any]]:
-    from models.io.native import is_native
-    from models.pipelines import MotionPipeline
-
     if isinstance(model, MotionPipeline):
         return copy_pipeline(model), {
             "path": None,
@@ -154,119 +117,71 @@ def _card(parent_card: str, manifest: dict[str, Any]) -> str:
     )
 
 
-DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "default"
-
-
-def default_data_dir() -> Path | None:
-    """The dataset used by LCR / FT when none is given: `$HMU_UNLEARN_DATA_DIR`, else `data/default` of the
-    checkout when it exists (built by `hmu data build --out data/default`)."""
-    value = os.environ.get(DATA_ENV)
-    if value:
-        return Path(value)
-    return DEFAULT_DATA_DIR if (DEFAULT_DATA_DIR / "new_joint_vecs").is_dir() else None
-
-
 # ---------------------------------------------------------------------------------------------- entry point
-def run_unlearning(
-    model=None,
-    method: str | None = None,
-    concept: str | dict | Concept | Sequence[str] | None = None,
-    params: Mapping[str, Any] | None = None,
-    out_dir: str | Path | None = None,
-    data_dir: str | Path | None = None,
-    progress: Progress | None = None,
-    *,
-    keywords: Sequence[str] | None = None,
-    device: str = "cpu",
-    concept_files: Sequence[str | Path] = (),
-    base_model_dir: str | Path | None = None,
-    parameters: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Unlearn `concept` from `model` (a checkpoint path or a MotionPipeline, which is not modified) with
-    `method` (lcr | uce | rece | esd | ft) and write the result to `out_dir` -> the manifest dict.
-
-    params: method parameters (validated; see the *Params dataclasses). data_dir: HumanML3D-format folder
-    (LCR, FT, ESD with x_source="data"); default `$HMU_UNLEARN_DATA_DIR`. progress(fraction, message).
-    `base_model_dir` / `parameters` are aliases of `model` / `params` (worker adapter).
-    """
-    from models.version import package_version
-
-    model = model if model is not None else base_model_dir
-    params = params if params is not None else parameters
-    if model is None or method is None or out_dir is None:
-        raise ValueError("run_unlearning needs a model, a method and an out_dir")
+def run_unlearning(config: UnlearnConfig, progress: Progress | None = None) -> dict[str, Any]:
+    """Unlearn `config.concept` from `config.model` with `config.method` and write the result to
+    `config.out_dir` -> the written manifest dict. progress(fraction, message)."""
     started = time.monotonic()
     report = progress or (lambda fraction, message: None)
-    concept_obj = resolve_concept(concept, keywords, concept_files)
-    parsed = parse_params(method, params)
-    _, apply, needs_data = method_spec(method)
-    data_path = Path(data_dir) if data_dir is not None else default_data_dir()
-    uses_data = needs_data or getattr(parsed, "x_source", None) == "data"
-    if uses_data:
-        if data_path is None:
-            raise ValueError(f"{method} needs a HumanML3D-format dataset: pass data_dir, set {DATA_ENV}, or build "
-                             "the default one with `hmu data build --out data/default`")
-        if not (data_path / "texts").is_dir() or not (data_path / "new_joint_vecs").is_dir():
-            raise FileNotFoundError(f"{data_path} is not a HumanML3D-format folder (texts/, new_joint_vecs/)")
-    out = Path(out_dir)
-    if (out / "config.json").exists():
-        raise ValueError(f"{out} already holds a model; choose a new output folder")
-    if isinstance(model, (str, Path)) and Path(model).resolve() == out.resolve():
-        raise ValueError("the output folder must differ from the model folder")
+    method = get_method(config.method)
+    params = method.params.from_dict(config.params)
+    data_dir = config.dataset(config.method) if method.uses_data(params) else None
 
     report(0.0, "loading model")
-    pipeline, parent = _load_parent(model, device)
-    report(0.05, f"running {method}")
+    pipeline, parent = _load_parent(config.model, config.device)
+    report(0.05, f"running {config.method}")
 
     def stage(fraction: float, message: str) -> None:
         report(0.05 + 0.85 * min(max(fraction, 0.0), 1.0), message)
 
-    kwargs: dict[str, Any] = {"progress": stage}
-    if uses_data:
-        kwargs["data_dir"] = data_path
-    output = apply(pipeline, concept_obj, parsed, **kwargs)
-    result, overlay = output if isinstance(output, tuple) else (output, None)
-
+    context = UnlearnContext(config.resolved_concept, params, stage, data_dir)
+    done = method.apply(pipeline, context)
     report(0.9, "writing checkpoint")
-    manifest: dict[str, Any] = {
+    manifest = _manifest(config, params, parent, done, data_dir, time.monotonic() - started)
+    _write(done, manifest, config.out_dir, parent)
+    written = json.loads((config.out_dir / "manifest.json").read_text(encoding="utf-8"))
+    report(1.0, f"wrote {config.out_dir}")
+    return written
+
+
+def _manifest(config: UnlearnConfig, params: MethodParams, parent: dict[str, Any], done: UnlearnResult,
+              data_dir: Path | None, seconds: float) -> dict[str, Any]:
+    concept = config.resolved_concept
+    return {
         "format": "hmu-unlearned",
-        "method": method,
-        "params": parsed.to_dict(),
-        "concept": concept_obj.to_dict(),
+        "method": config.method,
+        "params": params.to_dict(),
+        "concept": concept.to_dict(),
         "concepts_file_version": file_version(),
         "parent": parent,
         "lineage": [
-            *pipeline.manifest.get("lineage", []),
-            {"method": method, "concept": concept_obj.name, "parent_sha256": parent["sha256"]},
+            *done.pipeline.manifest.get("lineage", []),
+            {"method": config.method, "concept": concept.name, "parent_sha256": parent["sha256"]},
         ],
-        "data": {"dir": str(data_path.resolve())} if uses_data else None,
-        "result": result,
+        "data": {"dir": str(data_dir.resolve())} if data_dir is not None else None,
+        "result": done.result,
         "software_version": package_version(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "device": str(device),
-        "seconds": round(time.monotonic() - started, 3),
+        "device": str(config.device),
+        "seconds": round(seconds, 3),
     }
+
+
+def _write(done: UnlearnResult, manifest: dict[str, Any], out: Path, parent: dict[str, Any]) -> None:
+    """The public checkpoint (with its manifest and card) and, if any, the private overlay."""
+    pipeline = done.pipeline
     pipeline.manifest = manifest
     pipeline.save_pretrained(out, card=_card(pipeline.card or "# text-to-motion model", manifest))
-    if overlay:
-        from models.io.native import sha256_file
-        from models.unlearn.lcr import OVERLAY_FILE, save_overlay
-
+    if done.overlay:
         private = out / PRIVATE_DIR
         save_overlay(
-            overlay,
+            done.overlay,
             private / OVERLAY_FILE,
             {"public_vq_sha256": sha256_file(out / "vq.safetensors"), "parent_sha256": parent["sha256"]},
         )
         (private / "README.txt").write_text(PRIVATE_README, encoding="utf-8")
-    written = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
-    report(1.0, f"wrote {out}")
-    return written
 
 
 def restore_overlay(public_dir: str | Path, overlay_file: str | Path | None = None):
     """The full parent pipeline from an LCR checkpoint and its private overlay (default OUT/private/...)."""
-    from models.unlearn.lcr import OVERLAY_FILE
-    from models.unlearn.lcr import restore_overlay as restore
-
     return restore(public_dir, overlay_file or Path(public_dir) / PRIVATE_DIR / OVERLAY_FILE)
