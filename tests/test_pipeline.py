@@ -10,7 +10,7 @@ import torch
 
 from hmu.cli import main as hmu_main
 from models.io.official import save_official_layout
-from models.pipelines import MotionPipeline
+from models.pipelines import BAMMPipeline, MotionPipeline
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +77,8 @@ def test_bamm_generates_with_given_and_predicted_lengths(bamm: MotionPipeline) -
     assert given[0].length == 64 and given[0].joints.shape == (64, 22, 3)
     again = bamm.generate(["a person kicks"], lengths=[64], seed=2)
     _same(given, again)
-    bamm_no_estimator = MotionPipeline(
-        kind="bamm", text_encoder=bamm.text_encoder, vq=bamm.vq, base=bamm.base, residual=bamm.residual,
+    bamm_no_estimator = BAMMPipeline(
+        text_encoder=bamm.text_encoder, vq=bamm.vq, base=bamm.base, residual=bamm.residual,
         length_estimator=None, mean=bamm.mean.numpy(), std=bamm.std.numpy(),
     )
     predicted = bamm_no_estimator.generate(["a person kicks"], seed=2)
@@ -102,7 +102,7 @@ def test_native_round_trip_gives_identical_outputs(tmp_path, momask, bamm, kind)
 def test_official_layout_to_native_round_trip(tmp_path, momask, bamm, kind) -> None:
     pipeline = momask if kind == "momask" else bamm
     root = tmp_path / "checkpoints"
-    save_official_layout(pipeline, root)
+    save_official_layout(pipeline.checkpoint(), root)
     official = MotionPipeline.from_pretrained(root, text_encoder=pipeline.text_encoder)
     assert official.kind == kind
     official.save_pretrained(tmp_path / "native")
@@ -114,7 +114,7 @@ def test_official_layout_to_native_round_trip(tmp_path, momask, bamm, kind) -> N
 
 def test_official_loading_is_strict_and_names_the_key(tmp_path, momask) -> None:
     root = tmp_path / "checkpoints"
-    folder = save_official_layout(momask, root)
+    folder = save_official_layout(momask.checkpoint(), root)
     tar = folder / "tres_model" / "model" / "net_best_fid.tar"
     checkpoint = torch.load(tar, weights_only=True)
     checkpoint["res_transformer"]["cond_emb.weight"] = torch.zeros(3, 3)
@@ -127,7 +127,7 @@ def test_official_loading_is_strict_and_names_the_key(tmp_path, momask) -> None:
 
 def test_official_loading_refuses_pickled_objects(tmp_path, momask) -> None:
     root = tmp_path / "checkpoints"
-    folder = save_official_layout(momask, root)
+    folder = save_official_layout(momask.checkpoint(), root)
     tar = folder / "rvq" / "model" / "net_best_fid.tar"
     torch.save({"vq_model": momask.vq.state_dict(), "extra": _Evil()}, tar)
     with pytest.raises(ValueError, match="weights-only"):
@@ -142,7 +142,7 @@ class _Evil:
 def test_missing_official_clip_weights_error_is_clear(tmp_path, momask, monkeypatch) -> None:
     monkeypatch.delenv("HMU_CLIP_PATH", raising=False)
     root = tmp_path / "checkpoints"
-    save_official_layout(momask, root)
+    save_official_layout(momask.checkpoint(), root)
     with pytest.raises(FileNotFoundError, match="clip_path"):
         MotionPipeline.from_pretrained(root)
 

@@ -29,8 +29,11 @@ from models.common import (
     uniform,
 )
 from models.common.kv_cache import CachedCausalEncoder
-from models.momask.config import TransformerConfig
+from models.common.sampling_config import SamplingConfig
+from models.common.transformer_config import TransformerConfig
 
+# Base-layer sampling of the official generation script (bamm-differences.md §5.1).
+DEFAULT_SAMPLING = SamplingConfig(cond_scale=4.0)
 MAX_TOKENS = 49  # 196 frames // 4: BAMM always decodes 49 token slots (+ one spare slot for the end token)
 
 
@@ -146,12 +149,13 @@ class BAMMTransformer(CondTransformerBase):
         return ids, (ids >= self.end_id).int().argmax(dim=1)
 
     @eval_mode
-    def generate(self, cond: torch.Tensor, token_lens: torch.Tensor | None = None, cond_scale: float = 4.0,
-                 second_pass_scale: float = 3.0, generator: Generators = None
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    def generate(self, cond: torch.Tensor, token_lens: torch.Tensor | None = None,
+                 sampling: SamplingConfig | None = None, second_pass_scale: float = 3.0,
+                 generator: Generators = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Two-pass BAMM generation (bamm-differences.md §5) -> (ids (B, max(lens)) with -1 from each
         row's length on, token lengths (B,)).
 
+        sampling: only `cond_scale` applies (unset: `DEFAULT_SAMPLING`, 4).
         Pass 1: left-to-right draft (up to 49 slots) with CFG scale `cond_scale`; if token_lens is None the
         end class is allowed and the length is where the first end token appears (>= 1), else the end
         class is dropped and token_lens (each in 1..49) is used. Each row stops at its own end: slots after
@@ -171,6 +175,7 @@ class BAMMTransformer(CondTransformerBase):
         so its result does not depend on the other rows). Categorical sampling, no top-k/temperature.
         """
         self.check_cond(cond)
+        cond_scale = float((sampling or SamplingConfig()).over(DEFAULT_SAMPLING).cond_scale)
         b, dev, n = cond.shape[0], cond.device, self.max_tokens
         _check_generators(generator, b)
         predict_len = token_lens is None

@@ -1,6 +1,6 @@
 """MoMask transformers (base masked transformer, residual transformer) and length estimator."""
 
-from models.momask.config import TransformerConfig
+from models.common.transformer_config import TransformerConfig
 from models.momask.length_estimator import LengthEstimator
 from models.momask.mask_transformer import MaskTransformer
 from models.momask.residual_transformer import ResidualTransformer
