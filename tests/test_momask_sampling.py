@@ -7,17 +7,9 @@ import math
 import pytest
 import torch
 
-from models.common import (
-    PositionalEncoding,
-    categorical_sample,
-    cfg_combine,
-    gumbel_sample,
-    lowest_k_mask,
-    mask_count_schedule,
-    num_masked,
-    top_k_filter,
-    uniform,
-)
+from models.common import mask_count_schedule, num_masked
+from models.common.position import PositionalEncoding
+from models.common.sampling import categorical_sample, cfg_combine, gumbel_sample, lowest_k_mask, top_k_filter, uniform
 
 
 def test_mask_count_schedule_matches_reference_examples():

@@ -44,10 +44,8 @@ class BAMMTransformer(CondTransformerBase):
     def __init__(self, cfg: TransformerConfig | None = None):
         cfg = cfg or TransformerConfig()
         super().__init__(cfg)
-        self.num_tokens = cfg.num_tokens
-        self.end_id = cfg.num_tokens
-        self.pad_id = cfg.num_tokens + 1
-        self.mask_id = cfg.num_tokens + 2
+        k = cfg.num_tokens
+        self.num_tokens, self.end_id, self.pad_id, self.mask_id = k, k, k + 1, k + 2
         self.num_heads = cfg.num_heads
         self.max_tokens = MAX_TOKENS
         self.output_process = OutputProcess(cfg.latent_dim, cfg.num_tokens + 1)

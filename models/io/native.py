@@ -22,7 +22,7 @@ from models.common.sampling_config import SamplingConfig
 from models.common.tensors import load_state_dict_strict
 from models.common.transformer_config import TransformerConfig
 from models.io.checkpoint import Checkpoint, base_transformer_class
-from models.momask import LengthEstimator, ResidualTransformer
+from models.momask import LengthEstimator, LengthEstimatorConfig, ResidualTransformer
 from models.presets import TRANSFORMER_PRESETS, VQ_PRESETS, preset
 from models.text.base import TextEncoder, load_text_encoder
 from models.version import package_version
@@ -78,7 +78,9 @@ def build_components(config: dict[str, Any]) -> tuple[torch.nn.Module, ...]:
     base = base_class(base_cfg)
     residual = ResidualTransformer(res_cfg)
     length_cfg = config.get("length_estimator", {"cond_dim": base_cfg.cond_dim, "num_classes": 50})
-    length_estimator = LengthEstimator(**length_cfg) if length_cfg is not None else None
+    length_estimator = None
+    if length_cfg is not None:
+        length_estimator = LengthEstimator.from_config(LengthEstimatorConfig.from_dict(length_cfg))
     return RVQVAE(vq_cfg), base, residual, length_estimator
 
 
@@ -119,7 +121,7 @@ def checkpoint_config(checkpoint: Checkpoint) -> dict[str, Any]:
         "storage_dtype": "float32",
     }
     if checkpoint.length_estimator is not None:
-        config["length_estimator"] = checkpoint.length_estimator.config_dict()
+        config["length_estimator"] = checkpoint.length_estimator.cfg.to_dict()
     return config
 
 
