@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from hmu.cli import main as hmu_main
+from models.common.sampling_config import SamplingConfig
 from models.io.official import save_official_layout
-from models.pipelines import BAMMPipeline, MotionPipeline
+from models.pipelines import BAMMPipeline, MoMaskPipeline, MotionPipeline
 
 
 @pytest.fixture(scope="module")
@@ -179,3 +180,33 @@ def test_native_save_is_byte_identical(tmp_path, momask) -> None:
     for name in ("vq", "base", "residual", "length_estimator", "stats"):
         blobs = {(tmp_path / f"m{a}" / f"{name}.safetensors").read_bytes() for a in range(4)}
         assert len(blobs) == 1, name
+
+
+def test_kind_picks_the_pipeline_class(tmp_path, momask, bamm) -> None:
+    assert type(momask) is MoMaskPipeline and type(bamm) is BAMMPipeline
+    assert MotionPipeline.for_kind("bamm") is BAMMPipeline and BAMMPipeline.random().kind == "bamm"
+    with pytest.raises(ValueError, match="unknown model kind"):
+        MotionPipeline.random(kind="nope")
+    bamm.save_pretrained(tmp_path / "bamm")
+    assert type(MotionPipeline.from_pretrained(tmp_path / "bamm", text_encoder=bamm.text_encoder)) is BAMMPipeline
+    with pytest.raises(ValueError, match="not a MoMaskPipeline"):
+        MoMaskPipeline.from_pretrained(tmp_path / "bamm", text_encoder=bamm.text_encoder)
+
+
+def test_sampling_config_equals_legacy_knobs_and_defaults_come_from_the_class(momask, bamm) -> None:
+    assert momask.sampling == MoMaskPipeline.default_sampling and bamm.sampling.timesteps is None
+    texts, lengths = ["a person bows"], [40]
+    _same(momask.generate(texts, lengths, seed=1, sampling=SamplingConfig(timesteps=3, cond_scale=2.0)),
+          momask.generate(texts, lengths, seed=1, timesteps=3, cond_scale=2.0))
+    _same(momask.generate(texts, lengths, seed=1, sampling=MoMaskPipeline.default_sampling),
+          momask.generate(texts, lengths, seed=1))
+    assert momask.resolve_sampling(SamplingConfig(timesteps=3), timesteps=5).timesteps == 5
+
+
+def test_copy_is_independent_and_generates_the_same(momask) -> None:
+    clone = momask.copy()
+    assert type(clone) is type(momask) and clone.text_encoder is momask.text_encoder
+    _same(momask.generate(["a person spins"], [32], seed=2), clone.generate(["a person spins"], [32], seed=2))
+    with torch.no_grad():
+        next(clone.base.parameters()).add_(1.0)
+    assert not torch.equal(next(clone.base.parameters()), next(momask.base.parameters()))
