@@ -41,7 +41,7 @@ def official_pipeline(kind: str = "momask") -> MotionPipeline:
     torch.manual_seed(0)
     vq, base, residual, length_estimator = build_components({"kind": kind, "size": "official", "cond_dim": 512})
     dim = vq.cfg.dim_pose
-    return MotionPipeline(kind=kind, text_encoder=FixedFeatureEncoder(), vq=vq, base=base, residual=residual,
+    return MotionPipeline.for_kind(kind)(text_encoder=FixedFeatureEncoder(), vq=vq, base=base, residual=residual,
                           length_estimator=length_estimator, mean=np.zeros(dim, np.float32),
                           std=np.ones(dim, np.float32))
 

@@ -54,8 +54,8 @@ def token_ids(pipe: MotionPipeline) -> torch.Tensor:
     """Base-layer and residual ids (B, L, Q) for PROMPTS with the fixed seeds (-1 at pads), on CPU."""
     gens = make_generators([SEED + i for i in range(len(PROMPTS))])
     cond = pipe.encode_text(PROMPTS)
-    lens = pipe._token_lengths(LENGTHS, cond, gens)
-    ids, _ = pipe._generate_tokens(cond, lens, gens, dict(pipe.sampling))
+    lens = pipe.token_lengths(LENGTHS, cond, gens)
+    ids, _ = pipe.generate_tokens(cond, lens, gens)
     return ids.cpu()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from models.common.sampling_config import SamplingConfig
 from models.momask import LengthEstimator, MaskTransformer, ResidualTransformer, TransformerConfig
 
 CFG = TransformerConfig(code_dim=16, latent_dim=32, ff_size=64, num_layers=2, num_heads=2, dropout=0.1,
@@ -37,7 +38,7 @@ LENS = torch.tensor([7, 12, 1])
 
 # ------------------------------------------------------------------------------------- base layer
 def test_generate_shapes_pads_and_range(base, cond):
-    ids = base.generate(cond, LENS, timesteps=5, generator=_gen(0))
+    ids = base.generate(cond, LENS, sampling=SamplingConfig(timesteps=5), generator=_gen(0))
     assert ids.shape == (3, 12) and ids.dtype == torch.long
     valid = torch.arange(12)[None] < LENS[:, None]
     assert bool((ids[~valid] == -1).all())
@@ -46,22 +47,22 @@ def test_generate_shapes_pads_and_range(base, cond):
 
 @pytest.mark.parametrize("gsample", [False, True])
 def test_generate_is_deterministic_by_seed(base, cond, gsample):
-    a = base.generate(cond, LENS, timesteps=4, gsample=gsample, generator=_gen(1))
-    b = base.generate(cond, LENS, timesteps=4, gsample=gsample, generator=_gen(1))
-    c = base.generate(cond, LENS, timesteps=4, gsample=gsample, generator=_gen(2))
+    a = base.generate(cond, LENS, sampling=SamplingConfig(timesteps=4, gsample=gsample), generator=_gen(1))
+    b = base.generate(cond, LENS, sampling=SamplingConfig(timesteps=4, gsample=gsample), generator=_gen(1))
+    c = base.generate(cond, LENS, sampling=SamplingConfig(timesteps=4, gsample=gsample), generator=_gen(2))
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
 def test_generate_restores_training_mode(base, cond):
     base.train()
-    base.generate(cond, LENS, timesteps=2, generator=_gen(0))
+    base.generate(cond, LENS, sampling=SamplingConfig(timesteps=2), generator=_gen(0))
     assert base.training
     base.eval()
 
 
 def test_generate_row_is_independent_of_batch_neighbours(base, cond):
-    alone = base.generate(cond[1:2], LENS[1:2], timesteps=4, generator=[_gen(3)])
-    batched = base.generate(cond, torch.tensor([20, 12, 3]), timesteps=4,
+    alone = base.generate(cond[1:2], LENS[1:2], sampling=SamplingConfig(timesteps=4), generator=[_gen(3)])
+    batched = base.generate(cond, torch.tensor([20, 12, 3]), sampling=SamplingConfig(timesteps=4),
                             generator=[_gen(9), _gen(3), _gen(4)])
     assert torch.equal(alone[0], batched[1, :12])
 
@@ -76,7 +77,8 @@ def test_masked_counts_follow_the_cosine_schedule_and_shrink_monotonically(base)
 
     base.forward_with_cond_scale = spy
     try:
-        base.generate(torch.randn(1, 12), torch.tensor([49]), timesteps=10, generator=_gen(0))
+        base.generate(torch.randn(1, 12), torch.tensor([49]), sampling=SamplingConfig(timesteps=10),
+                      generator=_gen(0))
     finally:
         del base.forward_with_cond_scale
     assert [int(m.sum()) for m in seen] == [49, 48, 46, 42, 38, 31, 24, 17, 9, 1]
@@ -86,8 +88,8 @@ def test_masked_counts_follow_the_cosine_schedule_and_shrink_monotonically(base)
 
 def test_greedy_single_step_equals_argmax_of_guided_logits(base, cond):
     """k = 1 top-k + Gumbel: the sample is the argmax of the CFG-combined logits of the all-mask input."""
-    ids = base.generate(cond, LENS, timesteps=1, cond_scale=3.0, topk_filter_thres=0.99, gsample=True,
-                        generator=_gen(0))
+    greedy = SamplingConfig(timesteps=1, cond_scale=3.0, topk_filter_thres=0.99, gsample=True)
+    ids = base.generate(cond, LENS, sampling=greedy, generator=_gen(0))
     pad = torch.arange(12)[None] >= LENS[:, None]
     start = torch.where(pad, base.pad_id, base.mask_id)
     with torch.no_grad():
@@ -123,12 +125,12 @@ def test_edit_keeps_tokens_outside_the_edit_mask(base, cond):
     edit = torch.zeros(3, 12, dtype=torch.bool)
     edit[:, 0:1] = True
     edit[:2, 3:6] = True
-    out = base.edit(src, cond, LENS, edit_mask=edit, timesteps=4, generator=_gen(1))
+    out = base.edit(src, cond, LENS, edit_mask=edit, sampling=SamplingConfig(timesteps=4), generator=_gen(1))
     valid = torch.arange(12)[None] < LENS[:, None]
     keep = valid & ~edit
     assert torch.equal(out[keep], src[keep]) and bool((out[~valid] == -1).all())
     assert not torch.equal(out[edit & valid], src[edit & valid])
-    free = base.edit(src, cond, LENS, timesteps=3, generator=_gen(1))  # mask-free mode
+    free = base.edit(src, cond, LENS, sampling=SamplingConfig(timesteps=3), generator=_gen(1))  # mask-free mode
     assert free.shape == (3, 12) and bool((free[~valid] == -1).all())
     with pytest.raises(ValueError, match="no valid token"):
         base.edit(src, cond, LENS, edit_mask=torch.zeros(3, 12, dtype=torch.bool))
@@ -144,7 +146,7 @@ def test_generate_rejects_bad_inputs(base, cond):
     with pytest.raises(ValueError, match="integer"):
         base.generate(cond, torch.tensor([3.0, 2.0, 1.0]))
     with pytest.raises(ValueError, match="timesteps"):
-        base.generate(cond, LENS, timesteps=0)
+        base.generate(cond, LENS, sampling=SamplingConfig(timesteps=0))
 
 
 def test_mask_loss_is_finite_differentiable_and_ignores_pad_content(base, cond):

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from hmu.cli import main as hmu_main
+from models.common.sampling_config import SamplingConfig
 from models.io.official import save_official_layout
-from models.pipelines import MotionPipeline
+from models.pipelines import BAMMPipeline, MoMaskPipeline, MotionPipeline
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +78,8 @@ def test_bamm_generates_with_given_and_predicted_lengths(bamm: MotionPipeline) -
     assert given[0].length == 64 and given[0].joints.shape == (64, 22, 3)
     again = bamm.generate(["a person kicks"], lengths=[64], seed=2)
     _same(given, again)
-    bamm_no_estimator = MotionPipeline(
-        kind="bamm", text_encoder=bamm.text_encoder, vq=bamm.vq, base=bamm.base, residual=bamm.residual,
+    bamm_no_estimator = BAMMPipeline(
+        text_encoder=bamm.text_encoder, vq=bamm.vq, base=bamm.base, residual=bamm.residual,
         length_estimator=None, mean=bamm.mean.numpy(), std=bamm.std.numpy(),
     )
     predicted = bamm_no_estimator.generate(["a person kicks"], seed=2)
@@ -102,7 +103,7 @@ def test_native_round_trip_gives_identical_outputs(tmp_path, momask, bamm, kind)
 def test_official_layout_to_native_round_trip(tmp_path, momask, bamm, kind) -> None:
     pipeline = momask if kind == "momask" else bamm
     root = tmp_path / "checkpoints"
-    save_official_layout(pipeline, root)
+    save_official_layout(pipeline.checkpoint(), root)
     official = MotionPipeline.from_pretrained(root, text_encoder=pipeline.text_encoder)
     assert official.kind == kind
     official.save_pretrained(tmp_path / "native")
@@ -114,7 +115,7 @@ def test_official_layout_to_native_round_trip(tmp_path, momask, bamm, kind) -> N
 
 def test_official_loading_is_strict_and_names_the_key(tmp_path, momask) -> None:
     root = tmp_path / "checkpoints"
-    folder = save_official_layout(momask, root)
+    folder = save_official_layout(momask.checkpoint(), root)
     tar = folder / "tres_model" / "model" / "net_best_fid.tar"
     checkpoint = torch.load(tar, weights_only=True)
     checkpoint["res_transformer"]["cond_emb.weight"] = torch.zeros(3, 3)
@@ -127,7 +128,7 @@ def test_official_loading_is_strict_and_names_the_key(tmp_path, momask) -> None:
 
 def test_official_loading_refuses_pickled_objects(tmp_path, momask) -> None:
     root = tmp_path / "checkpoints"
-    folder = save_official_layout(momask, root)
+    folder = save_official_layout(momask.checkpoint(), root)
     tar = folder / "rvq" / "model" / "net_best_fid.tar"
     torch.save({"vq_model": momask.vq.state_dict(), "extra": _Evil()}, tar)
     with pytest.raises(ValueError, match="weights-only"):
@@ -142,7 +143,7 @@ class _Evil:
 def test_missing_official_clip_weights_error_is_clear(tmp_path, momask, monkeypatch) -> None:
     monkeypatch.delenv("HMU_CLIP_PATH", raising=False)
     root = tmp_path / "checkpoints"
-    save_official_layout(momask, root)
+    save_official_layout(momask.checkpoint(), root)
     with pytest.raises(FileNotFoundError, match="clip_path"):
         MotionPipeline.from_pretrained(root)
 
@@ -179,3 +180,33 @@ def test_native_save_is_byte_identical(tmp_path, momask) -> None:
     for name in ("vq", "base", "residual", "length_estimator", "stats"):
         blobs = {(tmp_path / f"m{a}" / f"{name}.safetensors").read_bytes() for a in range(4)}
         assert len(blobs) == 1, name
+
+
+def test_kind_picks_the_pipeline_class(tmp_path, momask, bamm) -> None:
+    assert type(momask) is MoMaskPipeline and type(bamm) is BAMMPipeline
+    assert MotionPipeline.for_kind("bamm") is BAMMPipeline and BAMMPipeline.random().kind == "bamm"
+    with pytest.raises(ValueError, match="unknown model kind"):
+        MotionPipeline.random(kind="nope")
+    bamm.save_pretrained(tmp_path / "bamm")
+    assert type(MotionPipeline.from_pretrained(tmp_path / "bamm", text_encoder=bamm.text_encoder)) is BAMMPipeline
+    with pytest.raises(ValueError, match="not a MoMaskPipeline"):
+        MoMaskPipeline.from_pretrained(tmp_path / "bamm", text_encoder=bamm.text_encoder)
+
+
+def test_sampling_config_equals_legacy_knobs_and_defaults_come_from_the_class(momask, bamm) -> None:
+    assert momask.sampling == MoMaskPipeline.default_sampling and bamm.sampling.timesteps is None
+    texts, lengths = ["a person bows"], [40]
+    _same(momask.generate(texts, lengths, seed=1, sampling=SamplingConfig(timesteps=3, cond_scale=2.0)),
+          momask.generate(texts, lengths, seed=1, timesteps=3, cond_scale=2.0))
+    _same(momask.generate(texts, lengths, seed=1, sampling=MoMaskPipeline.default_sampling),
+          momask.generate(texts, lengths, seed=1))
+    assert momask.resolve_sampling(SamplingConfig(timesteps=3), timesteps=5).timesteps == 5
+
+
+def test_copy_is_independent_and_generates_the_same(momask) -> None:
+    clone = momask.copy()
+    assert type(clone) is type(momask) and clone.text_encoder is momask.text_encoder
+    _same(momask.generate(["a person spins"], [32], seed=2), clone.generate(["a person spins"], [32], seed=2))
+    with torch.no_grad():
+        next(clone.base.parameters()).add_(1.0)
+    assert not torch.equal(next(clone.base.parameters()), next(momask.base.parameters()))

@@ -170,18 +170,12 @@ def test_clip_relative_path_search_and_fp16_is_cuda_only(clip_ref):
 
 def test_clip_missing_files_are_named(clip_ref, tmp_path):
     folder = clip_ref[1]
-    with pytest.raises(FileNotFoundError, match="config.json"):
-        CLIPEncoder(tmp_path)
-    (tmp_path / "config.json").write_text((folder / "config.json").read_text())
-    with pytest.raises(FileNotFoundError, match="model.safetensors"):
-        CLIPEncoder(tmp_path)
-    (tmp_path / "model.safetensors").write_bytes((folder / "model.safetensors").read_bytes())
-    with pytest.raises(FileNotFoundError, match="vocab.json \\+ merges.txt"):
-        CLIPEncoder(tmp_path)
-    (tmp_path / "vocab.json").write_text((folder / "vocab.json").read_text())
-    with pytest.raises(FileNotFoundError, match="merges.txt"):
-        CLIPEncoder(tmp_path)
-    (tmp_path / "merges.txt").write_text((folder / "merges.txt").read_text())
+    needed = [("config.json", "config.json"), ("model.safetensors", "model.safetensors"),
+              ("vocab.json", "vocab.json \\+ merges.txt"), ("merges.txt", "merges.txt")]
+    for name, message in needed:  # each missing file is named, in the order they are read
+        with pytest.raises(FileNotFoundError, match=message):
+            CLIPEncoder(tmp_path)
+        (tmp_path / name).write_bytes((folder / name).read_bytes())
     assert CLIPEncoder(tmp_path).encode(["abc"]).shape == (1, PROJ)
 
 

@@ -18,9 +18,12 @@ from models.common.heads import OutputProcess
 from models.common.kv_cache import CachedCausalEncoder
 from models.common.masks import check_token_lens, lengths_to_mask
 from models.common.sampling import Generators, categorical_sample, cfg_combine, lowest_k_mask, num_masked, uniform
+from models.common.sampling_config import SamplingConfig
 from models.common.transformer import CondTransformerBase, eval_mode, init_weights
-from models.momask.config import TransformerConfig
+from models.common.transformer_config import TransformerConfig
 
+# Base-layer sampling of the official generation script (bamm-differences.md §5.1).
+DEFAULT_SAMPLING = SamplingConfig(cond_scale=4.0)
 MAX_TOKENS = 49  # 196 frames // 4: BAMM always decodes 49 token slots (+ one spare slot for the end token)
 
 
@@ -31,10 +34,8 @@ class BAMMTransformer(CondTransformerBase):
     def __init__(self, cfg: TransformerConfig | None = None):
         cfg = cfg or TransformerConfig()
         super().__init__(cfg)
-        self.num_tokens = cfg.num_tokens
-        self.end_id = cfg.num_tokens
-        self.pad_id = cfg.num_tokens + 1
-        self.mask_id = cfg.num_tokens + 2
+        k = cfg.num_tokens
+        self.num_tokens, self.end_id, self.pad_id, self.mask_id = k, k, k + 1, k + 2
         self.num_heads = cfg.num_heads
         self.max_tokens = MAX_TOKENS
         self.output_process = OutputProcess(cfg.latent_dim, cfg.num_tokens + 1)
@@ -136,12 +137,13 @@ class BAMMTransformer(CondTransformerBase):
         return ids, (ids >= self.end_id).int().argmax(dim=1)
 
     @eval_mode
-    def generate(self, cond: torch.Tensor, token_lens: torch.Tensor | None = None, cond_scale: float = 4.0,
-                 second_pass_scale: float = 3.0, generator: Generators = None
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    def generate(self, cond: torch.Tensor, token_lens: torch.Tensor | None = None,
+                 sampling: SamplingConfig | None = None, second_pass_scale: float = 3.0,
+                 generator: Generators = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Two-pass BAMM generation (bamm-differences.md §5) -> (ids (B, max(lens)) with -1 from each
         row's length on, token lengths (B,)).
 
+        sampling: only `cond_scale` applies (unset: `DEFAULT_SAMPLING`, 4).
         Pass 1: left-to-right draft (up to 49 slots) with CFG scale `cond_scale`; if token_lens is None the
         end class is allowed and the length is where the first end token appears (>= 1), else the end
         class is dropped and token_lens (each in 1..49) is used. Each row stops at its own end: slots after
@@ -161,6 +163,7 @@ class BAMMTransformer(CondTransformerBase):
         so its result does not depend on the other rows). Categorical sampling, no top-k/temperature.
         """
         self.check_cond(cond)
+        cond_scale = float((sampling or SamplingConfig()).over(DEFAULT_SAMPLING).cond_scale)
         b, dev, n = cond.shape[0], cond.device, self.max_tokens
         _check_generators(generator, b)
         predict_len = token_lens is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -13,9 +13,7 @@ from models.common.heads import InputProcess
 from models.common.masks import drop_cond
 from models.common.position import PositionalEncoding
 from models.common.sampling import Generators
-
-if TYPE_CHECKING:
-    from models.momask.config import TransformerConfig
+from models.common.transformer_config import TransformerConfig
 
 Fn = TypeVar("Fn", bound=Callable)
 

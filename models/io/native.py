@@ -1,7 +1,9 @@
 """Our native checkpoint format: one directory with config.json, safetensors per component and a model card.
 
-Deterministic buffers (the sinusoidal `position_enc.pe` tables) are not stored: they are rebuilt by the
-module constructors, which keeps shipped bundles small. Everything else loads strictly.
+Reads a directory into a `Checkpoint` (`load_checkpoint`) and writes one (`save_checkpoint`); pipelines
+wrap these (`MotionPipeline.from_pretrained` / `save_pretrained`). Deterministic buffers (the sinusoidal
+`position_enc.pe` tables) are not stored: they are rebuilt by the module constructors, which keeps shipped
+bundles small. Everything else loads strictly.
 """
 
 from __future__ import annotations
@@ -10,19 +12,22 @@ import hashlib
 import json
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
 from models.common.markdown import render
+from models.common.sampling_config import SamplingConfig
 from models.common.tensors import load_state_dict_strict
+from models.common.transformer_config import TransformerConfig
+from models.io.checkpoint import Checkpoint, base_transformer_class
+from models.momask import LengthEstimator, LengthEstimatorConfig, ResidualTransformer
 from models.presets import TRANSFORMER_PRESETS, VQ_PRESETS, preset
-
-if TYPE_CHECKING:
-    from models.pipelines import MotionPipeline
-    from models.text.base import TextEncoder
+from models.text.base import TextEncoder, load_text_encoder
+from models.version import package_version
+from models.vq import RVQVAE, VQConfig
 
 FORMAT = "hmu-native"
 FORMAT_VERSION = 1
@@ -56,11 +61,7 @@ def build_components(config: dict[str, Any]) -> tuple[torch.nn.Module, ...]:
     `config` holds either explicit component configs ("vq", "base", "residual", "length_estimator") or a
     preset "size" plus "cond_dim".
     """
-    from models.bamm import BAMMTransformer
-    from models.momask import LengthEstimator, MaskTransformer, ResidualTransformer, TransformerConfig
-    from models.vq import RVQVAE, VQConfig
-
-    kind = config["kind"]
+    base_class = base_transformer_class(config["kind"])
     size = config.get("size")
     if "vq" in config:
         vq_cfg = VQConfig.from_dict(config["vq"])
@@ -75,10 +76,12 @@ def build_components(config: dict[str, Any]) -> tuple[torch.nn.Module, ...]:
         overrides = {**preset(TRANSFORMER_PRESETS, size), **shared, "cond_dim": int(config["cond_dim"])}
         base_cfg = TransformerConfig(**overrides)
         res_cfg = TransformerConfig(**{**overrides, "cond_drop_prob": 0.2, "share_weight": True})
-    base = MaskTransformer(base_cfg) if kind == "momask" else BAMMTransformer(base_cfg)
+    base = base_class(base_cfg)
     residual = ResidualTransformer(res_cfg)
     length_cfg = config.get("length_estimator", {"cond_dim": base_cfg.cond_dim, "num_classes": 50})
-    length_estimator = LengthEstimator(**length_cfg) if length_cfg is not None else None
+    length_estimator = None
+    if length_cfg is not None:
+        length_estimator = LengthEstimator.from_config(LengthEstimatorConfig.from_dict(length_cfg))
     return RVQVAE(vq_cfg), base, residual, length_estimator
 
 
@@ -101,34 +104,33 @@ def _load_component(module: torch.nn.Module, path: Path) -> None:
     load_state_dict_strict(module, state, path)
 
 
-def pipeline_config(pipeline: MotionPipeline) -> dict[str, Any]:
-    """The config.json dict describing `pipeline`."""
-    from models.version import package_version
-
+def checkpoint_config(checkpoint: Checkpoint) -> dict[str, Any]:
+    """The config.json dict describing `checkpoint`."""
+    sampling = checkpoint.sampling or SamplingConfig()
     config: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "kind": pipeline.kind,
-        "dataset": pipeline.dataset,
+        "kind": checkpoint.kind,
+        "dataset": checkpoint.dataset,
         "software_version": package_version(),
-        "text_encoder": pipeline.text_encoder.spec(),
-        "vq": pipeline.vq.cfg.to_dict(),
-        "base": pipeline.base.cfg.to_dict(),
-        "residual": pipeline.residual.cfg.to_dict(),
+        "text_encoder": checkpoint.text_encoder.spec(),
+        "vq": checkpoint.vq.cfg.to_dict(),
+        "base": checkpoint.base.cfg.to_dict(),
+        "residual": checkpoint.residual.cfg.to_dict(),
         "length_estimator": None,
-        "sampling": pipeline.sampling,
+        "sampling": sampling.to_dict(),
         "storage_dtype": "float32",
     }
-    if pipeline.length_estimator is not None:
-        config["length_estimator"] = pipeline.length_estimator.config_dict()
+    if checkpoint.length_estimator is not None:
+        config["length_estimator"] = checkpoint.length_estimator.cfg.to_dict()
     return config
 
 
 STORAGE_DTYPES = {"float32": None, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
-def save_pipeline(pipeline: MotionPipeline, out: Path, card: str | None = None, dtype: str = "float32") -> Path:
-    """Write `pipeline` to directory `out` (created; existing component files are overwritten).
+def save_checkpoint(checkpoint: Checkpoint, out: Path, card: str | None = None, dtype: str = "float32") -> Path:
+    """Write `checkpoint` to directory `out` (created; existing component files are overwritten).
 
     dtype: storage precision of the weights ("float16" halves shipped bundles); loading casts back to the
     modules' float32, so a float32 save round-trips bit-exactly and a float16 save to float16 precision.
@@ -136,15 +138,16 @@ def save_pipeline(pipeline: MotionPipeline, out: Path, card: str | None = None, 
     if dtype not in STORAGE_DTYPES:
         raise ValueError(f"dtype must be one of {sorted(STORAGE_DTYPES)}, got {dtype!r}")
     out.mkdir(parents=True, exist_ok=True)
-    for name, module in pipeline.modules().items():
+    for name, module in checkpoint.modules().items():
         save_file(_stored_state(module, STORAGE_DTYPES[dtype]), str(out / f"{name}.safetensors"),
                   metadata={"component": name})  # one key: safetensors orders several keys at random
-    stats = {"mean": pipeline.mean.cpu().contiguous(), "std": pipeline.std.cpu().contiguous()}
+    stats = {name: torch.as_tensor(value, dtype=torch.float32).cpu().contiguous()
+             for name, value in (("mean", checkpoint.mean), ("std", checkpoint.std))}
     save_file(stats, str(out / "stats.safetensors"), metadata={"component": "stats"})
-    config = {**pipeline_config(pipeline), "storage_dtype": dtype}
+    config = {**checkpoint_config(checkpoint), "storage_dtype": dtype}
     (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    (out / "MODEL_CARD.md").write_text(card if card is not None else (pipeline.card or default_card(pipeline)))
-    manifest = dict(pipeline.manifest)
+    (out / "MODEL_CARD.md").write_text(card if card is not None else (checkpoint.card or default_card(checkpoint)))
+    manifest = dict(checkpoint.manifest)
     manifest.setdefault("created", datetime.now(timezone.utc).isoformat(timespec="seconds"))
     manifest["files"] = {
         p.name: sha256_file(p) for p in sorted(out.glob("*.safetensors")) + [out / "config.json"]
@@ -153,17 +156,14 @@ def save_pipeline(pipeline: MotionPipeline, out: Path, card: str | None = None, 
     return out
 
 
-def default_card(pipeline: MotionPipeline) -> str:
-    """A minimal model card for pipelines saved without one (package template `templates/default_card.md`)."""
-    return render(__file__, "templates/default_card.md", kind=pipeline.kind, dataset=pipeline.dataset,
-                  text_encoder=pipeline.text_encoder.spec())
+def default_card(checkpoint: Checkpoint) -> str:
+    """A minimal model card for checkpoints saved without one (package template `templates/default_card.md`)."""
+    return render(__file__, "templates/default_card.md", kind=checkpoint.kind, dataset=checkpoint.dataset,
+                  text_encoder=checkpoint.text_encoder.spec())
 
 
-def load_pipeline(path: Path, text_encoder: TextEncoder | None = None) -> MotionPipeline:
-    """Load a native checkpoint directory."""
-    from models.pipelines import MotionPipeline
-    from models.text.base import load_text_encoder
-
+def load_checkpoint(path: Path, text_encoder: TextEncoder | None = None) -> Checkpoint:
+    """Read a native checkpoint directory (every component file strictly)."""
     config = json.loads((path / "config.json").read_text(encoding="utf-8"))
     if config.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{path}: unsupported native format version {config.get('format_version')}")
@@ -184,9 +184,9 @@ def load_pipeline(path: Path, text_encoder: TextEncoder | None = None) -> Motion
     manifest_path = path / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     card_path = path / "MODEL_CARD.md"
-    return MotionPipeline(
+    return Checkpoint(
         kind=config["kind"], dataset=config.get("dataset", "t2m"), text_encoder=encoder, vq=vq, base=base,
         residual=residual, length_estimator=length_estimator, mean=mean, std=std,
-        sampling=config.get("sampling"), card=card_path.read_text() if card_path.is_file() else "",
-        manifest=manifest,
+        sampling=SamplingConfig.from_dict(config.get("sampling")),
+        card=card_path.read_text() if card_path.is_file() else "", manifest=manifest,
     )

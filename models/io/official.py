@@ -8,8 +8,9 @@ Layout (momask-architecture.md §1, bamm-differences.md §1):
     <checkpoints>/<dataset>/length_estimator/model/finest.tar
     <bamm log>/<dataset>/<bamm_name>/{opt.txt, model/latest.tar}               # BAMM base layer
 
-`load_pipeline(path)` accepts the checkpoints root, a dataset folder or a base-transformer run folder.
-Every `.tar` is read with `torch.load(weights_only=True)` and applied strictly.
+`load_checkpoint(path)` accepts the checkpoints root, a dataset folder or a base-transformer run folder and
+returns a `Checkpoint` (see models/io/checkpoint.py). Every `.tar` is read with `torch.load(weights_only=True)`
+and applied strictly. `save_official_layout` writes a `Checkpoint` back in this layout (weights-only .tar).
 """
 
 from __future__ import annotations
@@ -17,17 +18,18 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
 from models.common.tensors import load_npy, load_state_dict_strict, load_tar, pick_state_dict
+from models.common.transformer_config import TransformerConfig
+from models.io.checkpoint import Checkpoint, base_transformer_class
 from models.io.opt import read_opt, write_opt
-
-if TYPE_CHECKING:
-    from models.pipelines import MotionPipeline
-    from models.text.base import TextEncoder
+from models.momask import LengthEstimator, ResidualTransformer
+from models.text.base import TextEncoder, load_text_encoder
+from models.vq import RVQVAE, VQConfig
 
 DIM_POSE = {"t2m": 263, "kit": 251}
 CLIP_DIM = 512
@@ -114,10 +116,8 @@ def find_runs(path: Path, base_name: str | None = None, res_name: str | None = N
     return runs
 
 
-def vq_config_from_opt(opt: dict[str, Any], dataset: str) -> Any:
+def vq_config_from_opt(opt: dict[str, Any], dataset: str) -> VQConfig:
     """VQConfig from an official RVQ opt.txt."""
-    from models.vq import VQConfig
-
     norm = opt.get("vq_norm", "None")
     return VQConfig(
         dim_pose=DIM_POSE[dataset], nb_code=int(opt["nb_code"]), code_dim=int(opt["code_dim"]),
@@ -129,10 +129,8 @@ def vq_config_from_opt(opt: dict[str, Any], dataset: str) -> Any:
     )
 
 
-def transformer_config_from_opt(opt: dict[str, Any], vq_cfg: Any, residual: bool) -> Any:
+def transformer_config_from_opt(opt: dict[str, Any], vq_cfg: VQConfig, residual: bool) -> TransformerConfig:
     """TransformerConfig from an official transformer opt.txt plus the values the scripts take from the VQ."""
-    from models.momask import TransformerConfig
-
     return TransformerConfig(
         code_dim=vq_cfg.code_dim, latent_dim=int(opt["latent_dim"]), ff_size=int(opt["ff_size"]),
         num_layers=int(opt["n_layers"]), num_heads=int(opt["n_heads"]), dropout=float(opt["dropout"]),
@@ -144,8 +142,6 @@ def transformer_config_from_opt(opt: dict[str, Any], vq_cfg: Any, residual: bool
 
 
 def _default_text_encoder(cond_dim: int, clip_path: str | Path | None) -> TextEncoder:
-    from models.text.base import load_text_encoder
-
     clip_path = clip_path or os.environ.get("HMU_CLIP_PATH")
     if clip_path is None:
         raise FileNotFoundError(
@@ -158,20 +154,15 @@ def _default_text_encoder(cond_dim: int, clip_path: str | Path | None) -> TextEn
     return encoder
 
 
-def load_pipeline(
+def load_checkpoint(
     path: Path,
     text_encoder: TextEncoder | None = None,
     clip_path: str | Path | None = None,
     checkpoints_dir: str | Path | None = None,
     base_name: str | None = None,
     res_name: str | None = None,
-) -> MotionPipeline:
-    """Load an official MoMask or BAMM checkpoint layout into a MotionPipeline."""
-    from models.bamm import BAMMTransformer
-    from models.momask import LengthEstimator, MaskTransformer, ResidualTransformer
-    from models.pipelines import MotionPipeline
-    from models.vq import RVQVAE
-
+) -> Checkpoint:
+    """Read an official MoMask or BAMM checkpoint layout (every component strictly)."""
     runs = find_runs(path, base_name=base_name, res_name=res_name, checkpoints_dir=checkpoints_dir)
     base_opt, vq_opt = read_opt(runs["base"]), read_opt(runs["vq"])
     dataset = str(vq_opt.get("dataset_name", base_opt.get("dataset_name", "t2m")))
@@ -186,9 +177,9 @@ def load_pipeline(
     base_file = runs["base"] / "model" / MASK_FILE
     base_state = pick_state_dict(load_tar(base_file), STATE_KEYS["base"], base_file)
     rows = base_state["token_emb.weight"].shape[0] if "token_emb.weight" in base_state else None
-    kind = "bamm" if rows == vq_cfg.nb_code + 3 else "momask"
+    kind = "bamm" if rows == vq_cfg.nb_code + 3 else "momask"  # BAMM's vocabulary has the end token too
     base_cfg = transformer_config_from_opt(base_opt, vq_cfg, residual=False)
-    base = BAMMTransformer(base_cfg) if kind == "bamm" else MaskTransformer(base_cfg)
+    base = base_transformer_class(kind)(base_cfg)
     load_state_dict_strict(base, base_state, base_file)
 
     res_cfg = transformer_config_from_opt(read_opt(runs["residual"]), vq_cfg, residual=True)
@@ -208,13 +199,13 @@ def load_pipeline(
     std = load_npy(meta / "std.npy", (vq_cfg.dim_pose,))
     encoder = text_encoder or _default_text_encoder(base_cfg.cond_dim, clip_path)
     manifest = {"source": "official", "runs": {k: str(v) for k, v in runs.items()}}
-    return MotionPipeline(
+    return Checkpoint(
         kind=kind, dataset=dataset, text_encoder=encoder, vq=vq, base=base, residual=residual,
         length_estimator=length_estimator, mean=mean, std=std, manifest=manifest,
     )
 
 
-def _vq_opt(cfg: Any, name: str, dataset: str) -> dict[str, Any]:
+def _vq_opt(cfg: VQConfig, name: str, dataset: str) -> dict[str, Any]:
     return {
         "name": name, "dataset_name": dataset, "nb_code": cfg.nb_code, "code_dim": cfg.code_dim,
         "output_emb_width": cfg.output_emb_width, "down_t": cfg.down_t, "stride_t": cfg.stride_t,
@@ -225,7 +216,7 @@ def _vq_opt(cfg: Any, name: str, dataset: str) -> dict[str, Any]:
     }
 
 
-def _transformer_opt(cfg: Any, name: str, vq_name: str, dataset: str, residual: bool) -> dict[str, Any]:
+def _transformer_opt(cfg: TransformerConfig, name: str, vq_name: str, dataset: str, residual: bool) -> dict[str, Any]:
     opt = {
         "name": name, "dataset_name": dataset, "vq_name": vq_name, "latent_dim": cfg.latent_dim,
         "ff_size": cfg.ff_size, "n_layers": cfg.num_layers, "n_heads": cfg.num_heads,
@@ -238,20 +229,21 @@ def _transformer_opt(cfg: Any, name: str, vq_name: str, dataset: str, residual: 
     return opt
 
 
-def save_official_layout(pipeline: MotionPipeline, root: str | Path, base_name: str | None = None,
+def save_official_layout(checkpoint: Checkpoint, root: str | Path, base_name: str | None = None,
                          vq_name: str = "rvq", res_name: str = "tres_model") -> Path:
-    """Write `pipeline` in the official folder layout under `root/<dataset>/` (weights-only .tar files)."""
-    dataset = pipeline.dataset
-    base_name = base_name or f"{dataset}_{pipeline.kind}"
+    """Write `checkpoint` (e.g. `checkpoint.checkpoint()`) in the official folder layout under `root/<dataset>/`
+    (weights-only .tar files)."""
+    dataset = checkpoint.dataset
+    base_name = base_name or f"{dataset}_{checkpoint.kind}"
     if not res_name.startswith("tres"):
         raise ValueError("the residual run name must start with 'tres' (the official naming)")
     folder = Path(root) / dataset
     entries = [
-        (vq_name, _vq_opt(pipeline.vq.cfg, vq_name, dataset), VQ_FILE, "vq_model", pipeline.vq),
-        (base_name, _transformer_opt(pipeline.base.cfg, base_name, vq_name, dataset, False), MASK_FILE,
-         "t2m_transformer", pipeline.base),
-        (res_name, _transformer_opt(pipeline.residual.cfg, res_name, vq_name, dataset, True), RES_FILE,
-         "res_transformer", pipeline.residual),
+        (vq_name, _vq_opt(checkpoint.vq.cfg, vq_name, dataset), VQ_FILE, "vq_model", checkpoint.vq),
+        (base_name, _transformer_opt(checkpoint.base.cfg, base_name, vq_name, dataset, False), MASK_FILE,
+         "t2m_transformer", checkpoint.base),
+        (res_name, _transformer_opt(checkpoint.residual.cfg, res_name, vq_name, dataset, True), RES_FILE,
+         "res_transformer", checkpoint.residual),
     ]
     for name, opt, filename, key, module in entries:
         (folder / name / "model").mkdir(parents=True, exist_ok=True)
@@ -259,10 +251,10 @@ def save_official_layout(pipeline: MotionPipeline, root: str | Path, base_name: 
         torch.save({key: module.state_dict(), "ep": 0}, folder / name / "model" / filename)
     meta = folder / vq_name / "meta"
     meta.mkdir(parents=True, exist_ok=True)
-    np.save(meta / "mean.npy", pipeline.mean.cpu().numpy())
-    np.save(meta / "std.npy", pipeline.std.cpu().numpy())
-    if pipeline.length_estimator is not None:
+    np.save(meta / "mean.npy", torch.as_tensor(checkpoint.mean).cpu().numpy())
+    np.save(meta / "std.npy", torch.as_tensor(checkpoint.std).cpu().numpy())
+    if checkpoint.length_estimator is not None:
         (folder / "length_estimator" / "model").mkdir(parents=True, exist_ok=True)
-        torch.save({"estimator": pipeline.length_estimator.state_dict(), "epoch": 0, "niter": 0},
+        torch.save({"estimator": checkpoint.length_estimator.state_dict(), "epoch": 0, "niter": 0},
                    folder / "length_estimator" / "model" / LENGTH_FILE)
     return folder

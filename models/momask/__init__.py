@@ -1,8 +1,8 @@
 """MoMask transformers (base masked transformer, residual transformer) and length estimator."""
 
-from models.momask.config import TransformerConfig
-from models.momask.length_estimator import LengthEstimator
+from models.common.transformer_config import TransformerConfig
+from models.momask.length_estimator import LengthEstimator, LengthEstimatorConfig
 from models.momask.mask_transformer import MaskTransformer
 from models.momask.residual_transformer import ResidualTransformer
 
-__all__ = ["LengthEstimator", "MaskTransformer", "ResidualTransformer", "TransformerConfig"]
+__all__ = ["LengthEstimator", "LengthEstimatorConfig", "MaskTransformer", "ResidualTransformer", "TransformerConfig"]

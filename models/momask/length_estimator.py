@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
+from models.common.config import DictConfig
 from models.common.sampling import Generators, categorical_sample
 from models.common.transformer import eval_mode, init_weights
+
+
+@dataclass
+class LengthEstimatorConfig(DictConfig):
+    cond_dim: int = 512      # text feature size
+    num_classes: int = 50    # token lengths 0..num_classes-1
+
+    def __post_init__(self) -> None:
+        if self.cond_dim < 1 or self.num_classes < 2:
+            raise ValueError(f"need cond_dim >= 1 and num_classes >= 2, got {self.cond_dim}, {self.num_classes}")
 
 
 class LengthEstimator(nn.Module):
@@ -14,8 +27,7 @@ class LengthEstimator(nn.Module):
 
     def __init__(self, cond_dim: int = 512, num_classes: int = 50):
         super().__init__()
-        if cond_dim < 1 or num_classes < 2:
-            raise ValueError(f"need cond_dim >= 1 and num_classes >= 2, got {cond_dim}, {num_classes}")
+        self.cfg = LengthEstimatorConfig(cond_dim, num_classes)
         self.cond_dim, self.num_classes = cond_dim, num_classes
         self.output = nn.Sequential(
             nn.Linear(cond_dim, 512), nn.LayerNorm(512), nn.LeakyReLU(0.2, inplace=True), nn.Dropout(0.2),
@@ -25,9 +37,9 @@ class LengthEstimator(nn.Module):
         )
         self.output.apply(init_weights)
 
-    def config_dict(self) -> dict[str, int]:
-        """Constructor arguments (stored in native config.json)."""
-        return {"cond_dim": self.cond_dim, "num_classes": self.num_classes}
+    @classmethod
+    def from_config(cls, cfg: LengthEstimatorConfig) -> LengthEstimator:
+        return cls(cfg.cond_dim, cfg.num_classes)
 
     def forward(self, cond: torch.Tensor) -> torch.Tensor:
         """cond (B, cond_dim) -> logits (B, num_classes)."""

@@ -19,8 +19,12 @@ from models.common.sampling import (
     top_k_filter,
     uniform,
 )
+from models.common.sampling_config import SamplingConfig
 from models.common.transformer import CondTransformerBase, eval_mode, init_weights
-from models.momask.config import TransformerConfig
+from models.common.transformer_config import TransformerConfig
+
+# Sampling defaults of the official generation script (momask-inference.md §6).
+DEFAULT_SAMPLING = SamplingConfig(timesteps=18, cond_scale=4.0, temperature=1.0, topk_filter_thres=0.9, gsample=False)
 
 
 class MaskTransformer(CondTransformerBase):
@@ -64,12 +68,11 @@ class MaskTransformer(CondTransformerBase):
 
     # --------------------------------------------------------------- generation
     @eval_mode
-    def generate(self, cond: torch.Tensor, token_lens: torch.Tensor, timesteps: int = 18,
-                 cond_scale: float = 4.0, temperature: float = 1.0, topk_filter_thres: float = 0.9,
-                 gsample: bool = False, force_mask: bool = False,
-                 generator: Generators = None) -> torch.Tensor:
+    def generate(self, cond: torch.Tensor, token_lens: torch.Tensor, sampling: SamplingConfig | None = None,
+                 force_mask: bool = False, generator: Generators = None) -> torch.Tensor:
         """Iterative masked decoding (momask-inference.md §3) -> ids (B, max(token_lens)), -1 at pads.
 
+        sampling: timesteps, cond_scale, temperature, topk_filter_thres, gsample (unset: `DEFAULT_SAMPLING`).
         generator: one torch.Generator, or one per row (then a row's result does not depend on its
         batch neighbours); draws are made on the generator's device.
         """
@@ -77,13 +80,11 @@ class MaskTransformer(CondTransformerBase):
         token_lens = check_token_lens(token_lens, cond.shape[0]).to(cond.device)
         pad = ~lengths_to_mask(token_lens, int(token_lens.max()))
         ids = torch.where(pad, self.pad_id, self.mask_id)
-        return self._decode(ids, ~pad, pad, cond, timesteps, cond_scale, temperature, topk_filter_thres,
-                            gsample, force_mask, generator)
+        return self._decode(ids, ~pad, pad, cond, _resolved(sampling), force_mask, generator)
 
     @eval_mode
     def edit(self, ids: torch.Tensor, cond: torch.Tensor, token_lens: torch.Tensor,
-             edit_mask: torch.Tensor | None = None, timesteps: int = 18, cond_scale: float = 4.0,
-             temperature: float = 1.0, topk_filter_thres: float = 0.9, gsample: bool = False,
+             edit_mask: torch.Tensor | None = None, sampling: SamplingConfig | None = None,
              force_mask: bool = False, generator: Generators = None) -> torch.Tensor:
         """Temporal inpainting (momask-inference.md §7): regenerate the base tokens inside `edit_mask`.
 
@@ -93,24 +94,28 @@ class MaskTransformer(CondTransformerBase):
         self.check_ids_and_cond(ids, cond)
         token_lens = check_token_lens(token_lens, ids.shape[0], ids.shape[1]).to(ids.device)
         pad = ~lengths_to_mask(token_lens, ids.shape[1])
+        sampling = _resolved(sampling)
         if edit_mask is None:
             ids = torch.where(pad, self.pad_id, ids)
-            return self._decode(ids, ~pad, pad, cond, timesteps, cond_scale, temperature, topk_filter_thres,
-                                gsample, force_mask, generator, fixed_ratio=0.16)
+            return self._decode(ids, ~pad, pad, cond, sampling, force_mask, generator, fixed_ratio=0.16)
         if edit_mask.shape != ids.shape or edit_mask.dtype != torch.bool:
             raise ValueError(f"edit_mask must be a bool tensor of shape {tuple(ids.shape)}")
         edit_mask = edit_mask & ~pad
         if not bool(edit_mask.any(dim=1).all()):
             raise ValueError("edit_mask selects no valid token position for at least one sample")
         ids = torch.where(edit_mask, self.mask_id, ids.clamp(0, self.pad_id))
-        return self._decode(ids, edit_mask, pad, cond, timesteps, cond_scale, temperature, topk_filter_thres,
-                            gsample, force_mask, generator)
+        return self._decode(ids, edit_mask, pad, cond, sampling, force_mask, generator)
 
     def _decode(self, ids: torch.Tensor, edit_mask: torch.Tensor, pad: torch.Tensor, cond: torch.Tensor,
-                timesteps: int, cond_scale: float, temperature: float, topk_filter_thres: float,
-                gsample: bool, force_mask: bool, generator: Generators,
+                sampling: SamplingConfig, force_mask: bool, generator: Generators,
                 fixed_ratio: float | None = None) -> torch.Tensor:
-        """Shared loop: each step re-masks the n_mask lowest-confidence positions of `edit_mask`."""
+        """Shared loop: each step re-masks the n_mask lowest-confidence positions of `edit_mask`.
+
+        sampling: a resolved config (every knob set).
+        """
+        timesteps, cond_scale = int(sampling.timesteps), float(sampling.cond_scale)
+        temperature, topk_filter_thres = float(sampling.temperature), float(sampling.topk_filter_thres)
+        sample = gumbel_sample if bool(sampling.gsample) else categorical_sample
         if timesteps < 1:
             raise ValueError(f"timesteps must be >= 1, got {timesteps}")
         edit_len = edit_mask.sum(dim=-1)
@@ -121,11 +126,7 @@ class MaskTransformer(CondTransformerBase):
             is_mask = lowest_k_mask(scores, num_masked(ratio, edit_len))
             ids = torch.where(is_mask, self.mask_id, ids)
             logits = self.forward_with_cond_scale(ids, cond, pad, cond_scale, force_mask)  # (B, L, K)
-            filtered = top_k_filter(logits, topk_filter_thres)
-            if gsample:
-                pred = gumbel_sample(filtered, temperature, generator, valid_len)
-            else:
-                pred = categorical_sample(filtered, temperature, generator, valid_len)
+            pred = sample(top_k_filter(logits, topk_filter_thres), temperature, generator, valid_len)
             ids = torch.where(is_mask, pred, ids)
             # confidence of the sampled token under the un-filtered, un-tempered guided distribution
             scores = logits.softmax(dim=-1).gather(-1, pred.unsqueeze(-1)).squeeze(-1)
@@ -163,3 +164,8 @@ class MaskTransformer(CondTransformerBase):
         logits = self.forward_logits(x, cond, ~valid, generator=generator)  # (B, L, K)
         return ce_and_accuracy(logits, labels, self.mask_id)
 
+
+
+def _resolved(sampling: SamplingConfig | None) -> SamplingConfig:
+    """`sampling`'s knobs where set, the official defaults elsewhere."""
+    return (sampling or SamplingConfig()).over(DEFAULT_SAMPLING)

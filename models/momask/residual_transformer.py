@@ -10,8 +10,13 @@ from models.common.heads import OutputProcess
 from models.common.losses import ce_and_accuracy
 from models.common.masks import check_token_lens, lengths_to_mask
 from models.common.sampling import Generators, cfg_combine, cosine_schedule, gumbel_sample, top_k_filter, uniform
+from models.common.sampling_config import SamplingConfig
 from models.common.transformer import CondTransformerBase, eval_mode, init_weights
-from models.momask.config import TransformerConfig
+from models.common.transformer_config import TransformerConfig
+
+# Residual sampling of the official generation script: Gumbel, temperature 1, guidance 5, fixed top-k 0.9.
+DEFAULT_SAMPLING = SamplingConfig(temperature=1.0, res_cond_scale=5.0)
+TOPK_FILTER_THRES = 0.9
 
 
 def _normal(*shape: int) -> nn.Parameter:
@@ -104,11 +109,15 @@ class ResidualTransformer(CondTransformerBase):
     # --------------------------------------------------------------- generation
     @eval_mode
     def generate(self, base_ids: torch.Tensor, cond: torch.Tensor, token_lens: torch.Tensor,
-                 temperature: float = 1.0, topk_filter_thres: float = 0.9, cond_scale: float = 5.0,
-                 num_res_layers: int = -1, force_mask: bool = False,
+                 sampling: SamplingConfig | None = None, num_res_layers: int = -1, force_mask: bool = False,
                  generator: Generators = None) -> torch.Tensor:
         """Layer-by-layer Gumbel sampling (momask-inference.md §4): base_ids (B, L) (-1 allowed at pads)
-        -> ids (B, L, 1 + num_res_layers) (all Q layers when -1), -1 at pads and where pad was sampled."""
+        -> ids (B, L, 1 + num_res_layers) (all Q layers when -1), -1 at pads and where pad was sampled.
+
+        sampling: temperature and res_cond_scale (unset: `DEFAULT_SAMPLING`); the top-k filter is fixed at 0.9.
+        """
+        sampling = (sampling or SamplingConfig()).over(DEFAULT_SAMPLING)
+        temperature, cond_scale = float(sampling.temperature), float(sampling.res_cond_scale)
         self.check_ids_and_cond(base_ids, cond, "base_ids")
         if num_res_layers == -1:
             num_res_layers = self.num_quantizers - 1
@@ -127,7 +136,7 @@ class ResidualTransformer(CondTransformerBase):
         for q in range(1, num_res_layers + 1):
             history = history + F.embedding(ids, embed[q - 1])
             logits = self.forward_with_cond_scale(history, q, cond, pad, cond_scale, force_mask)
-            pred = gumbel_sample(top_k_filter(logits, topk_filter_thres), temperature, generator, token_lens)
+            pred = gumbel_sample(top_k_filter(logits, TOPK_FILTER_THRES), temperature, generator, token_lens)
             ids = torch.where(pad, self.pad_id, pred)
             layers.append(ids)
         out = torch.stack(layers, dim=-1)

@@ -21,14 +21,17 @@ import pickle
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
-from transformers import CLIPTextConfig, CLIPTextModelWithProjection, CLIPTokenizer
 
 from models.common.tensors import load_state_dict_strict, load_tar
-from models.text.base import TextEncoder
+from models.text.encoder import TextEncoder
+
+if TYPE_CHECKING:
+    from transformers import CLIPTextConfig, CLIPTokenizer
 
 OPENAI_BPE_FILE = "bpe_simple_vocab_16e6.txt.gz"
 OPENAI_NUM_MERGES = 49152 - 256 - 2  # merges used by OpenAI's SimpleTokenizer
@@ -74,6 +77,8 @@ def openai_vocab(merges: list[tuple[str, str]]) -> dict[str, int]:
 
 def load_clip_tokenizer(where: Path) -> CLIPTokenizer:
     """CLIP tokenizer from a directory (vocab.json + merges.txt, or OpenAI's .txt.gz) or that .txt.gz."""
+    from transformers import CLIPTokenizer  # heavy: imported when a CLIP encoder is built
+
     if where.is_dir() and (where / "vocab.json").is_file():
         if not (where / "merges.txt").is_file():
             raise FileNotFoundError(
@@ -101,6 +106,8 @@ def load_clip_tokenizer(where: Path) -> CLIPTokenizer:
 
 def read_hf_dir(folder: Path) -> tuple[CLIPTextConfig, dict[str, torch.Tensor]]:
     """Text config and text-tower state dict (HF names) of a Hugging Face CLIP directory."""
+    from transformers import CLIPTextConfig
+
     config_file = folder / "config.json"
     if not config_file.is_file():
         raise FileNotFoundError(f"missing {config_file} (the model config of {HF_HINT})")
@@ -233,6 +240,8 @@ def openai_to_hf(
     state: dict[str, torch.Tensor], source: Path
 ) -> tuple[CLIPTextConfig, dict[str, torch.Tensor]]:
     """Convert an OpenAI CLIP state dict to the config and state dict of CLIPTextModelWithProjection."""
+    from transformers import CLIPTextConfig
+
     layer_ids = {int(k.split(".")[2]) for k in state if k.startswith("transformer.resblocks.")}
     layers = 1 + max(layer_ids, default=-1)
     per_layer = ["attn.in_proj_weight", "attn.in_proj_bias", "attn.out_proj.weight", "attn.out_proj.bias"]
@@ -296,6 +305,8 @@ class CLIPEncoder(TextEncoder):
     name = "clip"
 
     def __init__(self, path: str | Path, tokenizer: str | Path | None = None, fp16: bool = False):
+        from transformers import CLIPTextModelWithProjection
+
         self.path, self.tokenizer_path, self.fp16 = Path(path), tokenizer, bool(fp16)
         if self.path.is_dir():
             config, state = read_hf_dir(self.path)

@@ -12,10 +12,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
-from transformers import BertConfig, BertModel, BertTokenizer
 
 from models.common.tensors import load_state_dict_strict
-from models.text.base import TextEncoder
+from models.text.encoder import TextEncoder
 
 _UNUSED_KEYS = ("pooler.", "embeddings.position_ids")  # BERT pooler head and a non-persistent buffer
 
@@ -31,6 +30,8 @@ class MiniLMEncoder(TextEncoder):
     name = "minilm"
 
     def __init__(self, path: str | Path | None = None):
+        from transformers import BertConfig, BertModel, BertTokenizer  # heavy: imported when an encoder is built
+
         self.path = None if path is None else Path(path)
         model_dir = packaged_model_dir() if path is None else Path(path)
         files = {

@@ -3,14 +3,11 @@
 Training only ever encodes the captions of its dataset. On a machine that lacks an encoder's weights (e.g. a
 GPU box without the MiniLM package), export the features once with `export_text_features` and point
 `HMU_TEXT_FEATURES` at the file: `load_text_encoder` then serves the encoder whose spec matches from the
-table (unknown captions are an error, never a silent zero vector).
-
-    python -m models.text.precomputed --data DATA_DIR --out FEATURES.safetensors [--spec '{"type": "minilm"}']
+table (unknown captions are an error, never a silent zero vector). Command line: models/text/export.py.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,7 +16,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from models.text.base import TextEncoder, check_texts
+from models.text.encoder import TextEncoder, check_texts
 
 
 class PrecomputedTextEncoder(TextEncoder):
@@ -80,21 +77,3 @@ def dataset_captions(data_dir: str | Path) -> list[str]:
     if not captions:
         raise FileNotFoundError(f"no captions found in {Path(data_dir, 'texts')}")
     return captions
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    from models.text.base import load_text_encoder
-
-    parser = argparse.ArgumentParser(description="export pre-computed caption features of a dataset")
-    parser.add_argument("--data", required=True)
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--spec", default='{"type": "minilm"}')
-    args = parser.parse_args(argv)
-    encoder = load_text_encoder(json.loads(args.spec))
-    path = export_text_features(dataset_captions(args.data), encoder, args.out)
-    print(f"wrote {path}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

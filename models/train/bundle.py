@@ -147,8 +147,8 @@ def _save_bundle(kind: str, stages: list[str], results: dict[str, StageResult], 
         s: {"best_iteration": results[s].fit.best_iteration, "metrics": results[s].metrics} for s in stages}}
     if vq_dir is not None:
         manifest["vq_dir"] = str(vq_dir)
-    pipeline = MotionPipeline(
-        kind=kind, text_encoder=encoder, vq=vq, base=results[base].model, residual=results["res"].model,
+    pipeline = MotionPipeline.for_kind(kind)(
+        text_encoder=encoder, vq=vq, base=results[base].model, residual=results["res"].model,
         length_estimator=results["length"].model if kind == "momask" else None,
         mean=stats.mean, std=stats.std, dataset="t2m", manifest=manifest,
     )

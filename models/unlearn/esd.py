@@ -27,6 +27,7 @@ from torch import nn
 
 from models.common.masks import lengths_to_mask
 from models.common.sampling import cosine_schedule
+from models.common.sampling_config import SamplingConfig
 from models.data.concepts import Concept
 from models.data.datasets import TextMotionDataset
 from models.data.forget_retain import caption_lines, is_forget
@@ -168,8 +169,8 @@ def generated_pool(pipeline, prompts: list[str], params: ESDParams, gen: torch.G
     lens = torch.randint(params.min_tokens, params.max_tokens + 1, (params.pool_size,), generator=gen)
     cond = pipeline.encode_text([prompts[i] for i in picks])
     seeds = torch.randint(2**31, (params.pool_size,), generator=gen).tolist()
-    knobs = {**pipeline.sampling, "timesteps": params.timesteps}
-    ids, lens = pipeline._generate_tokens(cond, lens.to(pipeline.device), make_generators(seeds), knobs)
+    knobs = SamplingConfig(timesteps=params.timesteps)
+    ids, lens = pipeline.generate_tokens(cond, lens.to(pipeline.device), make_generators(seeds), knobs)
     base = torch.full((params.pool_size, 49), 0, dtype=torch.long)
     base[:, : ids.shape[1]] = ids[..., 0].clamp(min=0).cpu()
     return TokenPool(base, lens.cpu().long())

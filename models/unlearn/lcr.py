@@ -23,6 +23,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from models.common.sampling_config import SamplingConfig
 from models.data.concepts import Concept
 from models.data.forget_retain import caption_lines, is_forget
 from models.io.native import sha256_file
@@ -366,12 +367,12 @@ def inject_codes(
         bool(codes) and all(0 <= int(c) < nb_code for c in codes), f"codes must lie in [0, {nb_code - 1}]"
     )
     require(len(lengths) == len(texts), f"got {len(lengths)} lengths for {len(texts)} texts")
-    knobs = {**pipeline.sampling, **{k: v for k, v in sampling.items() if v is not None}}
+    knobs = pipeline.resolve_sampling(**sampling)
     generators = make_generators([seed + i for i in range(len(texts))])
     cond = pipeline.encode_text(list(texts))
     token_lens = torch.tensor([int(n) // UNIT_LENGTH for n in lengths], device=pipeline.device)
     require(bool((token_lens >= 1).all()), f"lengths must be >= {UNIT_LENGTH} frames")
-    all_ids, token_lens = pipeline._generate_tokens(cond, token_lens, generators, knobs)
+    all_ids, token_lens = pipeline.generate_tokens(cond, token_lens, generators, knobs)
     base = all_ids[..., 0].clone()
     code_t = torch.tensor([int(c) for c in codes], device=base.device)
     for b in range(base.shape[0]):
@@ -381,7 +382,7 @@ def inject_codes(
         base[b, pos] = code_t[torch.arange(len(pos)) % len(code_t)]
     if regenerate_residual:
         all_ids = pipeline.residual.generate(
-            base, cond, token_lens, cond_scale=float(knobs["res_cond_scale"]), generator=generators
+            base, cond, token_lens, SamplingConfig(res_cond_scale=knobs.res_cond_scale), generator=generators
         )
     else:
         all_ids = all_ids.clone()

@@ -11,7 +11,6 @@ the public bundle's manifest: the operator must keep `private/` away from any pu
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import time
@@ -67,24 +66,7 @@ def pipeline_digest(pipeline) -> str:
 
 def copy_pipeline(pipeline):
     """A copy whose weights can be edited without touching `pipeline` (the text encoder is shared)."""
-    from models.pipelines import MotionPipeline
-
-    modules = {name: copy.deepcopy(module) for name, module in pipeline.modules().items()}
-    clone = MotionPipeline(
-        kind=pipeline.kind,
-        text_encoder=pipeline.text_encoder,
-        vq=modules["vq"],
-        base=modules["base"],
-        residual=modules["residual"],
-        length_estimator=modules.get("length_estimator"),
-        mean=pipeline.mean.cpu().numpy(),
-        std=pipeline.std.cpu().numpy(),
-        dataset=pipeline.dataset,
-        sampling=dict(pipeline.sampling),
-        card=pipeline.card,
-        manifest=copy.deepcopy(pipeline.manifest),
-    )
-    return clone.to(pipeline.device)
+    return pipeline.copy()
 
 
 def _load_parent(model, device: str) -> tuple[Any, dict[str, Any]]:

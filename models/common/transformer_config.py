@@ -1,4 +1,5 @@
-"""Configuration of the MoMask transformers (official HumanML3D values as defaults)."""
+"""Configuration of the conditioned token transformers (MoMask base and residual, BAMM); official HumanML3D
+values as defaults."""
 
 from __future__ import annotations
 
