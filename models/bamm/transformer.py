@@ -28,8 +28,11 @@ MAX_TOKENS = 49  # 196 frames // 4: BAMM always decodes 49 token slots (+ one sp
 
 
 class BAMMTransformer(CondTransformerBase):
-    """BAMM's MaskTransformer (`trans = official`): same modules and key names as MoMask's, with
-    token_emb (K+3, code_dim) and output_process.poseFinal (K+1 classes)."""
+    """BAMM's MaskTransformer: same modules and key names as MoMask's, with token_emb (K+3, code_dim) and
+    output_process.poseFinal (K+1 classes). `cfg.trans` picks the encoder stack: "official"
+    (`seqTransEncoder.layers.*`) or "t2mgpt" (pre-norm GPT blocks, `seqTransEncoder.blocks.*`)."""
+
+    stacks = ("official", "t2mgpt")
 
     def __init__(self, cfg: TransformerConfig | None = None):
         cfg = cfg or TransformerConfig()

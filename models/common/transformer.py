@@ -9,6 +9,7 @@ from typing import TypeVar
 import torch
 from torch import nn
 
+from models.common.gpt_blocks import PreNormBlocks
 from models.common.heads import InputProcess
 from models.common.masks import drop_cond
 from models.common.position import PositionalEncoding
@@ -48,8 +49,12 @@ class CondTransformerBase(nn.Module):
     `seqTransEncoder` and `cond_emb` (Linear cond_dim -> latent).
 
     Subclasses add their token embedding and output head and define the sequence layout.
-    The input width is `cfg.code_dim`; `cfg` is kept as `self.cfg`.
+    The input width is `cfg.code_dim`; `cfg` is kept as `self.cfg`. `seqTransEncoder` is the official
+    `nn.TransformerEncoder` stack, or the pre-norm GPT stack (`PreNormBlocks`) for `cfg.trans == "t2mgpt"` in
+    the classes that list it in `stacks` (BAMM).
     """
+
+    stacks: tuple[str, ...] = ("official",)
 
     def __init__(self, cfg: TransformerConfig):
         super().__init__()
@@ -59,8 +64,10 @@ class CondTransformerBase(nn.Module):
         self.cond_drop_prob = cfg.cond_drop_prob
         self.input_process = InputProcess(cfg.code_dim, cfg.latent_dim)
         self.position_enc = PositionalEncoding(cfg.latent_dim, cfg.dropout)
-        self.seqTransEncoder = build_encoder(cfg.latent_dim, cfg.num_heads, cfg.ff_size, cfg.dropout,
-                                             cfg.num_layers)
+        if cfg.trans not in self.stacks:
+            raise ValueError(f"{type(self).__name__} supports trans in {self.stacks}, got {cfg.trans!r}")
+        stack = PreNormBlocks if cfg.trans == "t2mgpt" else build_encoder
+        self.seqTransEncoder = stack(cfg.latent_dim, cfg.num_heads, cfg.ff_size, cfg.dropout, cfg.num_layers)
         self.cond_emb = nn.Linear(cfg.cond_dim, cfg.latent_dim)
 
     def check_cond(self, cond: torch.Tensor) -> None:

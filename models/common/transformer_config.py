@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from models.common.config import DictConfig
 
+TRANS_STACKS = ("official", "t2mgpt")
+
 
 @dataclass
 class TransformerConfig(DictConfig):
@@ -22,8 +24,19 @@ class TransformerConfig(DictConfig):
     num_quantizers: int = 6       # RVQ layers (= VQConfig.num_quantizers)
     share_weight: bool = True     # residual model only
     shared_codebook: bool = False  # residual model only (= VQConfig.shared_codebook)
+    trans: str = "official"       # BAMM's `--trans`: "official" (nn.TransformerEncoder) or "t2mgpt" (pre-norm GPT)
+
+    def to_dict(self) -> dict:
+        """asdict, leaving out `trans` when it is "official" (configs written before the option existed stay
+        byte-identical)."""
+        d = super().to_dict()
+        if d["trans"] == "official":
+            del d["trans"]
+        return d
 
     def __post_init__(self) -> None:
+        if self.trans not in TRANS_STACKS:
+            raise ValueError(f"TransformerConfig.trans must be one of {TRANS_STACKS}, got {self.trans!r}")
         positive = ("code_dim", "latent_dim", "ff_size", "num_layers", "num_heads", "cond_dim", "num_tokens")
         for name in positive:
             if int(getattr(self, name)) < 1:

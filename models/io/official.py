@@ -6,11 +6,18 @@ Layout (momask-architecture.md §1, bamm-differences.md §1):
     <checkpoints>/<dataset>/<mask_name>/{opt.txt, model/latest.tar}            # MoMask base layer
     <checkpoints>/<dataset>/<res_name>/{opt.txt, model/net_best_fid.tar}       # residual transformer
     <checkpoints>/<dataset>/length_estimator/model/finest.tar
-    <bamm log>/<dataset>/<bamm_name>/{opt.txt, model/latest.tar}               # BAMM base layer
+    <repo>/log/t2m/<dataset>/<bamm_name>/{opt.txt, model/latest.tar}           # BAMM base layer
+    <repo>/log/vq/<dataset>/<vq_name>/{opt.txt, meta/, model/}                  # BAMM's copy of the RVQ run
+    <repo>/checkpoints/<dataset>/{<res_name>, length_estimator, <vq_name>}     # MoMask's, used by BAMM
 
-`load_checkpoint(path)` accepts the checkpoints root, a dataset folder or a base-transformer run folder and
-returns a `Checkpoint` (see models/io/checkpoint.py). Every `.tar` is read with `torch.load(weights_only=True)`
-and applied strictly. `save_official_layout` writes a `Checkpoint` back in this layout (weights-only .tar).
+`load_checkpoint(path)` accepts a checkpoints root (or a repository holding `checkpoints/` or `log/t2m/`), a
+dataset folder or a base-transformer run folder and returns a `Checkpoint` (see models/io/checkpoint.py).
+`find_runs` resolves the folders: the base run (`base_name`, file `which_epoch`), then the RVQ run, its meta/,
+the residual run (`res_name`) and the length estimator (`length_mode`) in `checkpoints_dir/<dataset>`, the
+base's dataset folder, BAMM's `log/vq/<dataset>` and `<repo>/checkpoints/<dataset>`. A choice with several
+candidates and no option raises an error naming them; only the chosen runs' opt.txt files are read.
+Every `.tar` is read with `torch.load(weights_only=True)` and applied strictly. `save_official_layout` writes a
+`Checkpoint` back in this layout (weights-only .tar).
 """
 
 from __future__ import annotations
@@ -42,6 +49,10 @@ STATE_KEYS = {
 }
 
 
+LENGTH_MODES = ("estimator", "end_token")
+SKIPPED_RUNS = ("length_estimator",)
+
+
 def _is_run(path: Path) -> bool:
     return (path / "opt.txt").is_file() and (path / "model").is_dir()
 
@@ -50,69 +61,139 @@ def _is_vq_opt(opt: dict[str, Any]) -> bool:
     return "nb_code" in opt and "latent_dim" not in opt
 
 
-def _dataset_dir(path: Path) -> Path:
-    """Resolve a checkpoints root (holding t2m/ or kit/) or a dataset folder to the dataset folder."""
+def _epoch_file(which_epoch: str | None) -> str:
+    """`which_epoch` as a file name: None -> latest.tar (the official default), "net_best_fid" -> ".tar" added."""
+    name = which_epoch or "latest"
+    return name if name.endswith(".tar") else f"{name}.tar"
+
+
+def _base_candidates(dataset_dir: Path, epoch_file: str) -> list[Path]:
+    """Base-transformer run folders of a dataset folder, told apart by their files only (no opt.txt is read,
+    so a malformed file in an unrelated run cannot break a load): a run folder with model/<epoch_file>, no
+    meta/ (RVQ and evaluator runs have one), not a residual (tres*) or the length estimator."""
+    if not dataset_dir.is_dir():
+        return []
+    return [
+        c for c in sorted(dataset_dir.iterdir())
+        if c.is_dir() and _is_run(c) and not c.name.startswith("tres") and c.name not in SKIPPED_RUNS
+        and not (c / "meta").is_dir() and (c / "model" / epoch_file).is_file()
+    ]
+
+
+def _dataset_dirs(path: Path) -> list[Path]:
+    """The dataset folders `path` may mean: itself (it holds run folders), or <root>/{t2m, kit} of a checkpoints
+    root, of a repository's `checkpoints/` (MoMask) or `log/t2m/` (BAMM)."""
     if any(_is_run(child) for child in path.iterdir() if child.is_dir()):
-        return path
-    candidates = [path / name for name in DIM_POSE if (path / name).is_dir()]
-    if len(candidates) == 1:
-        return candidates[0]
-    if not candidates:
+        return [path]
+    found = []
+    for root in (path, path / "checkpoints", path / "log" / "t2m"):
+        found += [root / name for name in DIM_POSE if (root / name).is_dir()]
+    if not found:
         raise FileNotFoundError(
             f"{path} is neither a native checkpoint (config.json) nor an official layout: expected run folders "
             "with opt.txt and model/, or a checkpoints root holding t2m/ or kit/"
         )
-    raise ValueError(f"{path} holds several datasets {[c.name for c in candidates]}: pass the dataset folder")
+    datasets = sorted({d.name for d in found})
+    if len(datasets) > 1:
+        raise ValueError(f"{path} holds several datasets {datasets}: pass the dataset folder")
+    return found
 
 
-def find_runs(path: Path, base_name: str | None = None, res_name: str | None = None,
-              checkpoints_dir: str | Path | None = None) -> dict[str, Path]:
-    """Locate the run folders of the base transformer, residual transformer, VQ and length estimator."""
-    path = Path(path)
+def _choose(candidates: list[Path], what: str, option: str, root: Path) -> Path:
+    """The only candidate, else an error naming every candidate and the option that chooses."""
+    if len(candidates) == 1:
+        return candidates[0]
+    names = [str(c.relative_to(root)) if c.is_relative_to(root) else str(c) for c in candidates]
+    if not candidates:
+        raise FileNotFoundError(f"no {what} found under {root}")
+    raise ValueError(f"several {what} runs under {root}: {names}; choose one with {option}=NAME")
+
+
+def _find_base(path: Path, base_name: str | None, epoch_file: str) -> Path:
     if _is_run(path) and not _is_vq_opt(read_opt(path)):
-        base_dir = path
-        dataset_dirs = [path.parent]
-    else:
-        dataset_dir = _dataset_dir(path)
-        runs = [c for c in sorted(dataset_dir.iterdir()) if c.is_dir() and _is_run(c)]
-        transformers = [
-            c for c in runs
-            if not _is_vq_opt(read_opt(c)) and not c.name.startswith("tres") and (c / "model" / MASK_FILE).is_file()
-        ]
-        if base_name is not None:
-            transformers = [c for c in transformers if c.name == base_name]
-        if len(transformers) != 1:
-            raise ValueError(
-                f"cannot choose the base transformer in {dataset_dir}: found {[c.name for c in transformers]}; "
-                "pass base_name=... or the run folder itself"
-            )
-        base_dir = transformers[0]
-        dataset_dirs = [dataset_dir]
-    dataset = str(read_opt(base_dir).get("dataset_name", base_dir.parent.name))
-    if checkpoints_dir is not None:
-        dataset_dirs.insert(0, Path(checkpoints_dir) / dataset)
-    dataset_dirs.append(base_dir.parent.parent / dataset)
+        return path
+    dirs = _dataset_dirs(path)
+    if base_name is not None:
+        named = [d / base_name for d in dirs if _is_run(d / base_name)]
+        if not named:
+            raise FileNotFoundError(f"base transformer run {base_name!r} not found in {[str(d) for d in dirs]}")
+        return _choose(named, f"base transformer ({base_name})", "base_name", path)
+    candidates = [c for d in dirs for c in _base_candidates(d, epoch_file)]
+    return _choose(candidates, f"base transformer (a run with model/{epoch_file})", "base_name", path)
 
-    def first_existing(name: str, what: str) -> Path:
-        tried = [d / name for d in dataset_dirs]
-        for candidate in tried:
-            if candidate.is_dir():
-                return candidate
-        raise FileNotFoundError(f"{what} folder not found; looked in {[str(t) for t in tried]}")
 
-    vq_name = str(read_opt(base_dir)["vq_name"])
-    runs = {"base": base_dir, "vq": first_existing(vq_name, f"RVQ-VAE ({vq_name})")}
-    if res_name is None:
-        for directory in dataset_dirs:
-            found = sorted(c for c in directory.glob("tres*") if _is_run(c)) if directory.is_dir() else []
-            if found:
-                res_name = found[0].name
-                break
-    if res_name is None:
-        raise FileNotFoundError(f"no residual transformer (tres_*) found in {[str(d) for d in dataset_dirs]}")
-    runs["residual"] = first_existing(res_name, f"residual transformer ({res_name})")
-    with contextlib.suppress(FileNotFoundError):  # optional: BAMM predicts lengths itself
-        runs["length_estimator"] = first_existing("length_estimator", "length estimator")
+def _search_dirs(base_dir: Path, dataset: str, checkpoints_dir: str | Path | None) -> list[Path]:
+    """Where the other components of a base run are looked for, in order: `checkpoints_dir/<dataset>`, the
+    base run's own dataset folder, BAMM's `log/vq/<dataset>` and the repository's `checkpoints/<dataset>`
+    (for a BAMM run at <repo>/log/t2m/<dataset>/<run>), and `<root>/<dataset>` next to the base's root."""
+    up = base_dir.resolve().parents
+    dirs = [Path(checkpoints_dir) / dataset] if checkpoints_dir is not None else []
+    dirs.append(base_dir.parent)
+    if len(up) > 3:
+        dirs += [up[2] / "vq" / dataset, up[3] / "checkpoints" / dataset]
+    dirs.append(base_dir.parent.parent / dataset)
+    unique: dict[Path, Path] = {}
+    for d in dirs:
+        unique.setdefault(d.resolve(), d)
+    return list(unique.values())
+
+
+def _first(dirs: list[Path], name: str, what: str, needs: str = "") -> Path:
+    tried = [d / name for d in dirs]
+    for candidate in tried:
+        if candidate.is_dir() and (not needs or (candidate / needs).exists()):
+            return candidate
+    raise FileNotFoundError(f"{what} folder not found; looked in {[str(t) for t in tried]}")
+
+
+def _find_residual(dirs: list[Path], res_name: str | None, base_dir: Path) -> Path:
+    if res_name is not None:
+        return _first(dirs, res_name, f"residual transformer ({res_name})", "opt.txt")
+    found: dict[str, Path] = {}
+    for d in dirs:
+        for c in (sorted(d.glob("tres*")) if d.is_dir() else []):
+            if _is_run(c):
+                found.setdefault(c.name, c)
+    if not found:
+        raise FileNotFoundError(f"no residual transformer (tres*) found in {[str(d) for d in dirs]}")
+    return _choose(list(found.values()), "residual transformer (tres*)", "res_name", base_dir.parent.parent)
+
+
+def find_runs(  # reason: one keyword per official choice (run names, epoch file, length mode)
+    path: Path, base_name: str | None = None, res_name: str | None = None,
+    checkpoints_dir: str | Path | None = None, which_epoch: str | None = None, length_mode: str | None = None,
+) -> dict[str, Path]:
+    """Locate the runs of one model: "base" (its run folder), "base_file" (the chosen epoch file), "vq", "meta"
+    (the RVQ meta/ folder), "residual" and, unless length_mode is "end_token", "length_estimator" (required
+    with length_mode "estimator", optional with None). Ambiguous choices raise a ValueError naming the
+    candidates; only the opt.txt files of the chosen runs are read."""
+    if length_mode is not None and length_mode not in LENGTH_MODES:
+        raise ValueError(f"length_mode must be one of {LENGTH_MODES}, got {length_mode!r}")
+    path, epoch_file = Path(path), _epoch_file(which_epoch)
+    base_dir = _find_base(path, base_name, epoch_file)
+    base_file = base_dir / "model" / epoch_file
+    if not base_file.is_file():
+        available = sorted(p.name for p in (base_dir / "model").glob("*.tar"))
+        raise FileNotFoundError(f"{base_file} not found (which_epoch={which_epoch!r}); available: {available}")
+    base_opt = read_opt(base_dir)
+    dataset = str(base_opt.get("dataset_name", base_dir.parent.name))
+    dirs = _search_dirs(base_dir, dataset, checkpoints_dir)
+    vq_name = str(base_opt["vq_name"])
+    runs = {
+        "base": base_dir, "base_file": base_file,
+        "vq": _first(dirs, vq_name, f"RVQ-VAE ({vq_name})", f"model/{VQ_FILE}"),
+        "meta": _first(dirs, vq_name, f"RVQ-VAE statistics ({vq_name}/meta)", "meta/mean.npy") / "meta",
+        "residual": _find_residual(dirs, res_name, base_dir),
+    }
+    res_vq = read_opt(runs["residual"]).get("vq_name")
+    if res_vq is not None and str(res_vq) != vq_name:
+        raise ValueError(f"the residual run {runs['residual'].name} was trained on vq_name {res_vq!r}, the base "
+                         f"run {base_dir.name} on {vq_name!r}: they must be equal (choose another res_name)")
+    if length_mode == "estimator":
+        runs["length_estimator"] = _first(dirs, "length_estimator", "length estimator", f"model/{LENGTH_FILE}")
+    elif length_mode is None:
+        with contextlib.suppress(FileNotFoundError):  # optional: BAMM predicts lengths itself
+            runs["length_estimator"] = _first(dirs, "length_estimator", "length estimator", f"model/{LENGTH_FILE}")
     return runs
 
 
@@ -137,7 +218,7 @@ def transformer_config_from_opt(opt: dict[str, Any], vq_cfg: VQConfig, residual:
         cond_dim=int(opt.get("clip_dim", CLIP_DIM)), cond_drop_prob=float(opt["cond_drop_prob"]),
         num_tokens=vq_cfg.nb_code, num_quantizers=vq_cfg.num_quantizers,
         share_weight=bool(opt.get("share_weight", False)) if residual else False,
-        shared_codebook=vq_cfg.shared_codebook,
+        shared_codebook=vq_cfg.shared_codebook, trans="official" if residual else str(opt.get("trans", "official")),
     )
 
 
@@ -154,16 +235,9 @@ def _default_text_encoder(cond_dim: int, clip_path: str | Path | None) -> TextEn
     return encoder
 
 
-def load_checkpoint(
-    path: Path,
-    text_encoder: TextEncoder | None = None,
-    clip_path: str | Path | None = None,
-    checkpoints_dir: str | Path | None = None,
-    base_name: str | None = None,
-    res_name: str | None = None,
-) -> Checkpoint:
-    """Read an official MoMask or BAMM checkpoint layout (every component strictly)."""
-    runs = find_runs(path, base_name=base_name, res_name=res_name, checkpoints_dir=checkpoints_dir)
+def load_components(runs: dict[str, Path]) -> dict[str, Any]:
+    """Build and strictly load every component of resolved `runs` (see `find_runs`): a dict with kind,
+    dataset, vq, base, residual, length_estimator (or None), mean and std. No text encoder is needed."""
     base_opt, vq_opt = read_opt(runs["base"]), read_opt(runs["vq"])
     dataset = str(vq_opt.get("dataset_name", base_opt.get("dataset_name", "t2m")))
     if dataset not in DIM_POSE:
@@ -174,7 +248,7 @@ def load_checkpoint(
     vq_file = runs["vq"] / "model" / VQ_FILE
     load_state_dict_strict(vq, pick_state_dict(load_tar(vq_file), STATE_KEYS["vq"], vq_file), vq_file)
 
-    base_file = runs["base"] / "model" / MASK_FILE
+    base_file = runs["base_file"]
     base_state = pick_state_dict(load_tar(base_file), STATE_KEYS["base"], base_file)
     rows = base_state["token_emb.weight"].shape[0] if "token_emb.weight" in base_state else None
     kind = "bamm" if rows == vq_cfg.nb_code + 3 else "momask"  # BAMM's vocabulary has the end token too
@@ -194,15 +268,38 @@ def load_checkpoint(
         state = pick_state_dict(load_tar(length_file), STATE_KEYS["length_estimator"], length_file)
         load_state_dict_strict(length_estimator, state, length_file)
 
-    meta = runs["vq"] / "meta"
-    mean = load_npy(meta / "mean.npy", (vq_cfg.dim_pose,))
-    std = load_npy(meta / "std.npy", (vq_cfg.dim_pose,))
-    encoder = text_encoder or _default_text_encoder(base_cfg.cond_dim, clip_path)
-    manifest = {"source": "official", "runs": {k: str(v) for k, v in runs.items()}}
-    return Checkpoint(
-        kind=kind, dataset=dataset, text_encoder=encoder, vq=vq, base=base, residual=residual,
-        length_estimator=length_estimator, mean=mean, std=std, manifest=manifest,
-    )
+    mean = load_npy(runs["meta"] / "mean.npy", (vq_cfg.dim_pose,))
+    std = load_npy(runs["meta"] / "std.npy", (vq_cfg.dim_pose,))
+    return {"kind": kind, "dataset": dataset, "vq": vq, "base": base, "residual": residual,
+            "length_estimator": length_estimator, "mean": mean, "std": std}
+
+
+def load_checkpoint(  # reason: the official choices of `find_runs` plus the text encoder
+    path: Path,
+    text_encoder: TextEncoder | None = None,
+    clip_path: str | Path | None = None,
+    checkpoints_dir: str | Path | None = None,
+    base_name: str | None = None,
+    res_name: str | None = None,
+    which_epoch: str | None = None,
+    length_mode: str | None = None,
+) -> Checkpoint:
+    """Read an official MoMask or BAMM checkpoint layout (every component strictly).
+
+    base_name / res_name choose the base and residual runs, which_epoch the base run's file in model/
+    ("latest" by default, e.g. "net_best_fid"), length_mode how missing lengths are found: "estimator" (the
+    length estimator, required), "end_token" (BAMM's own end-token prediction; the estimator is not loaded) or
+    None (the estimator where one is found, else BAMM's end token). See `find_runs` for the folder search.
+    """
+    runs = find_runs(path, base_name=base_name, res_name=res_name, checkpoints_dir=checkpoints_dir,
+                     which_epoch=which_epoch, length_mode=length_mode)
+    parts = load_components(runs)
+    if length_mode == "end_token" and parts["kind"] != "bamm":
+        raise ValueError("length_mode 'end_token' needs a BAMM base transformer (MoMask has no end token)")
+    encoder = text_encoder or _default_text_encoder(parts["base"].cfg.cond_dim, clip_path)
+    mode = length_mode or ("estimator" if parts["length_estimator"] is not None else "end_token")
+    manifest = {"source": "official", "runs": {k: str(v) for k, v in runs.items()}, "length_mode": mode}
+    return Checkpoint(text_encoder=encoder, manifest=manifest, **parts)
 
 
 def _vq_opt(cfg: VQConfig, name: str, dataset: str) -> dict[str, Any]:
@@ -216,7 +313,9 @@ def _vq_opt(cfg: VQConfig, name: str, dataset: str) -> dict[str, Any]:
     }
 
 
-def _transformer_opt(cfg: TransformerConfig, name: str, vq_name: str, dataset: str, residual: bool) -> dict[str, Any]:
+def _transformer_opt(cfg: TransformerConfig, name: str, vq_name: str, dataset: str, kind: str) -> dict[str, Any]:
+    """The opt.txt of a base (kind "momask"/"bamm") or residual (kind "residual") transformer run."""
+    residual = kind == "residual"
     opt = {
         "name": name, "dataset_name": dataset, "vq_name": vq_name, "latent_dim": cfg.latent_dim,
         "ff_size": cfg.ff_size, "n_layers": cfg.num_layers, "n_heads": cfg.num_heads,
@@ -224,6 +323,8 @@ def _transformer_opt(cfg: TransformerConfig, name: str, vq_name: str, dataset: s
     }
     if residual:
         opt["share_weight"] = cfg.share_weight
+    elif kind == "bamm":
+        opt["trans"] = cfg.trans  # BAMM's option (official or t2mgpt)
     if cfg.cond_dim != CLIP_DIM:
         opt["clip_dim"] = cfg.cond_dim  # our extension for non-CLIP text features
     return opt
@@ -240,9 +341,9 @@ def save_official_layout(checkpoint: Checkpoint, root: str | Path, base_name: st
     folder = Path(root) / dataset
     entries = [
         (vq_name, _vq_opt(checkpoint.vq.cfg, vq_name, dataset), VQ_FILE, "vq_model", checkpoint.vq),
-        (base_name, _transformer_opt(checkpoint.base.cfg, base_name, vq_name, dataset, False), MASK_FILE,
+        (base_name, _transformer_opt(checkpoint.base.cfg, base_name, vq_name, dataset, checkpoint.kind), MASK_FILE,
          "t2m_transformer", checkpoint.base),
-        (res_name, _transformer_opt(checkpoint.residual.cfg, res_name, vq_name, dataset, True), RES_FILE,
+        (res_name, _transformer_opt(checkpoint.residual.cfg, res_name, vq_name, dataset, "residual"), RES_FILE,
          "res_transformer", checkpoint.residual),
     ]
     for name, opt, filename, key, module in entries:

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 _FLOAT = re.compile(r"^[-+]?[0-9]+\.[0-9]+$")
+_INT = re.compile(r"^[-+]?[0-9]+$")
 _MARKERS = ("------------ Options -------------", "-------------- End ----------------")
 
 
@@ -14,8 +15,8 @@ def _convert(value: str) -> bool | int | float | str:
         return value == "True"
     if _FLOAT.match(value):
         return float(value)
-    if value.isdigit():
-        return int(value)
+    if _INT.match(value):
+        return int(value)  # negative too (the official reader's isdigit() leaves "-1" a string)
     return value  # 'None' and lists such as '[50000]' stay strings, as in the official reader
 
 
