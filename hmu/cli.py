@@ -62,8 +62,28 @@ def write_motions(motions: list, out: Path, features_out: Path | None = None) ->
             np.save(features_out, np.stack([m.features for m in motions]).astype(np.float32))
 
 
+OFFICIAL_OPTIONS = ("clip_path", "checkpoints_dir", "base_name", "res_name", "which_epoch", "length_mode")
+
+
+def add_official_options(parser: argparse.ArgumentParser) -> None:
+    """The choices of an official MoMask/BAMM layout (see models/io/official.py `load_checkpoint`)."""
+    parser.add_argument("--clip-path", help="CLIP ViT-B/32 weights folder (official checkpoints)")
+    parser.add_argument("--checkpoints-dir", help="official: another checkpoints root searched for the RVQ, "
+                        "residual and length estimator runs")
+    parser.add_argument("--base-name", help="official: the base transformer run folder name")
+    parser.add_argument("--res-name", help="official: the residual transformer run folder name (tres*)")
+    parser.add_argument("--which-epoch", help="official: the base run's file in model/ (latest, net_best_fid, ...)")
+    parser.add_argument("--length-mode", choices=("estimator", "end_token"),
+                        help="official: lengths from the length estimator, or BAMM's end token")
+
+
+def official_options(args: argparse.Namespace) -> dict:
+    """The official options given on the command line (unset ones left out)."""
+    return {name: getattr(args, name) for name in OFFICIAL_OPTIONS if getattr(args, name, None) is not None}
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
-    pipeline = MotionPipeline.from_pretrained(args.model or default_model_path(), clip_path=args.clip_path)
+    pipeline = MotionPipeline.from_pretrained(args.model or default_model_path(), **official_options(args))
     motions = pipeline.generate([args.text], lengths=[args.length], seed=args.seed, num_samples=args.num_samples)
     write_motions(motions, Path(args.out), Path(args.features_out) if args.features_out else None)
     for m in motions:
@@ -72,7 +92,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    pipeline = MotionPipeline.from_pretrained(args.source, clip_path=args.clip_path)
+    pipeline = MotionPipeline.from_pretrained(args.source, **official_options(args))
     out = pipeline.save_pretrained(args.out)
     print(f"wrote {pipeline.kind} model in the native format to {out}")
     return 0
@@ -103,13 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--num-samples", type=_positive_int, default=1)
     gen.add_argument("--out", required=True, help=".npy (joints T x 22 x 3, metres) or .json")
     gen.add_argument("--features-out", help="also write the 263-dim features (.npy)")
-    gen.add_argument("--clip-path", help="CLIP ViT-B/32 weights folder (official checkpoints)")
+    add_official_options(gen)
     gen.set_defaults(func=cmd_generate)
 
     conv = sub.add_parser("convert", help="write any loadable model in the native format")
     conv.add_argument("source")
     conv.add_argument("--out", required=True)
-    conv.add_argument("--clip-path")
+    add_official_options(conv)
     conv.set_defaults(func=cmd_convert)
 
     srv = sub.add_parser("serve", help="run the service (embedded Redis + worker unless HMU_REDIS_URL is set)")
