@@ -1,4 +1,4 @@
-"""The `hmu` command line: serve, worker, generate, convert, unlearn, evaluate, train, data."""
+"""The `hmu` command line: serve, worker, generate, convert, inspect, unlearn, evaluate, train, data."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from hmu import __version__
 from hmu.serve import serve
 from models.data import cli as data_cli
 from models.eval import cli as eval_cli
+from models.io.inspect import format_report, inspect_folder
 from models.pipelines import FPS, MotionPipeline, default_model_dir
 from models.train import cli as train_cli
 from models.unlearn import cli as unlearn_cli
@@ -98,6 +99,12 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_inspect(args: argparse.Namespace) -> int:
+    report = inspect_folder(args.path, **official_options(args))
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0 if report.get("loads") else 1
+
+
 # ---------------------------------------------------------------------------------------------- service
 def cmd_serve(args: argparse.Namespace) -> int:
     serve(host=args.host, port=args.port)
@@ -131,6 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--out", required=True)
     add_official_options(conv)
     conv.set_defaults(func=cmd_convert)
+
+    insp = sub.add_parser("inspect", help="what a checkpoint folder holds (runs, VQ, sizes, epochs) and whether "
+                          "it loads")
+    insp.add_argument("path", help="native checkpoint folder, official checkpoints root, dataset or run folder")
+    insp.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_official_options(insp)
+    insp.set_defaults(func=cmd_inspect)
 
     srv = sub.add_parser("serve", help="run the service (embedded Redis + worker unless HMU_REDIS_URL is set)")
     srv.add_argument("--host", default="127.0.0.1")
