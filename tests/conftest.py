@@ -76,3 +76,19 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server = RedisServer(tmp_path_factory.mktemp("redis")).start()
     yield server.url
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def tiny_momask():
+    """A tiny random-weight MoMask pipeline (shared: do not modify it)."""
+    from models.pipelines import MotionPipeline
+
+    return MotionPipeline.random(kind="momask", size="tiny", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_bamm(tiny_momask):
+    """A tiny random-weight BAMM pipeline with the MoMask fixture's text encoder (shared: do not modify it)."""
+    from models.pipelines import MotionPipeline
+
+    return MotionPipeline.random(kind="bamm", size="tiny", seed=1, text_encoder=tiny_momask.text_encoder)

@@ -13,18 +13,8 @@ from hmu.cli import main as hmu_main
 from models.bamm import BAMMTransformer
 from models.io.inspect import format_report, inspect_folder
 from models.io.official import save_official_layout
-from models.pipelines import BAMMPipeline, MotionPipeline
+from models.pipelines import BAMMPipeline
 from tests.test_official_layouts import bamm_repo
-
-
-@pytest.fixture(scope="module")
-def momask() -> MotionPipeline:
-    return MotionPipeline.random(kind="momask", size="tiny", seed=0)
-
-
-@pytest.fixture(scope="module")
-def bamm(momask: MotionPipeline) -> MotionPipeline:
-    return MotionPipeline.random(kind="bamm", size="tiny", seed=1, text_encoder=momask.text_encoder)
 
 
 @pytest.fixture(autouse=True)
@@ -36,8 +26,8 @@ def _roles(report) -> dict[str, str]:
     return {run["run"]: run["role"] for run in report["runs"]}
 
 
-def test_momask_layout(tmp_path, momask, capsys):
-    save_official_layout(momask.checkpoint(), tmp_path / "checkpoints")
+def test_momask_layout(tmp_path, tiny_momask, capsys):
+    save_official_layout(tiny_momask.checkpoint(), tmp_path / "checkpoints")
     report = inspect_folder(tmp_path / "checkpoints")
     assert report["format"] == "official" and report["loads"] and report["kind"] == "momask"
     assert _roles(report) == {"t2m/rvq": "rvq-vae", "t2m/t2m_momask": "base transformer",
@@ -54,8 +44,8 @@ def test_momask_layout(tmp_path, momask, capsys):
     assert "missing: CLIP ViT-B/32" in out
 
 
-def test_bamm_repository_layout(tmp_path, bamm):
-    repo = bamm_repo(bamm, tmp_path / "BAMM")
+def test_bamm_repository_layout(tmp_path, tiny_bamm):
+    repo = bamm_repo(tiny_bamm, tmp_path / "BAMM")
     report = inspect_folder(repo, clip_path=str(tmp_path))
     assert report["loads"] and report["kind"] == "bamm" and report["missing"] == []
     assert _roles(report)["log/vq/t2m/rvq"] == "rvq-vae"
@@ -66,11 +56,11 @@ def test_bamm_repository_layout(tmp_path, bamm):
     assert end_token["length_mode"] == "end_token" and "length_estimator" not in end_token["chosen"]
 
 
-def test_t2mgpt_bamm(tmp_path, bamm):
+def test_t2mgpt_bamm(tmp_path, tiny_bamm):
     torch.manual_seed(2)
-    base = BAMMTransformer(replace(bamm.base.cfg, trans="t2mgpt"))
-    pipeline = BAMMPipeline(text_encoder=bamm.text_encoder, vq=bamm.vq, base=base, residual=bamm.residual,
-                            length_estimator=None, mean=bamm.mean, std=bamm.std)
+    base = BAMMTransformer(replace(tiny_bamm.base.cfg, trans="t2mgpt"))
+    parts = {name: getattr(tiny_bamm, name) for name in ("text_encoder", "vq", "residual", "mean", "std")}
+    pipeline = BAMMPipeline(base=base, length_estimator=None, **parts)
     save_official_layout(pipeline.checkpoint(), tmp_path / "checkpoints")
     report = inspect_folder(tmp_path / "checkpoints")
     assert report["loads"] and report["trans"] == "t2mgpt" and report["length_mode"] == "end_token"
@@ -79,8 +69,8 @@ def test_t2mgpt_bamm(tmp_path, bamm):
     assert "bamm (trans t2mgpt)" in format_report(report)
 
 
-def test_ambiguous_and_damaged_folders(tmp_path, momask, capsys):
-    folder = save_official_layout(momask.checkpoint(), tmp_path / "checkpoints")
+def test_ambiguous_and_damaged_folders(tmp_path, tiny_momask, capsys):
+    folder = save_official_layout(tiny_momask.checkpoint(), tmp_path / "checkpoints")
     (folder / "broken" / "model").mkdir(parents=True)
     (folder / "broken" / "opt.txt").write_text("not an option file\n")
     report = inspect_folder(folder)
@@ -100,8 +90,8 @@ def test_ambiguous_and_damaged_folders(tmp_path, momask, capsys):
     assert not report["loads"] and "meta" in report["error"]
 
 
-def test_native_checkpoint(tmp_path, momask):
-    folder = momask.save_pretrained(tmp_path / "native")
+def test_native_checkpoint(tmp_path, tiny_momask):
+    folder = tiny_momask.save_pretrained(tmp_path / "native")
     report = inspect_folder(folder)
     assert report["format"] == "native" and report["kind"] == "momask" and report["loads"]
     assert report["files"]["base.safetensors"] == (folder / "base.safetensors").stat().st_size

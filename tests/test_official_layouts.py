@@ -16,16 +16,6 @@ from models.io.opt import parse_opt_text
 from models.pipelines import MotionPipeline
 
 
-@pytest.fixture(scope="module")
-def momask() -> MotionPipeline:
-    return MotionPipeline.random(kind="momask", size="tiny", seed=0)
-
-
-@pytest.fixture(scope="module")
-def bamm(momask: MotionPipeline) -> MotionPipeline:
-    return MotionPipeline.random(kind="bamm", size="tiny", seed=1, text_encoder=momask.text_encoder)
-
-
 def bamm_repo(pipeline: MotionPipeline, repo: Path) -> Path:
     """The layout of the BAMM repository after download_models.sh + download_models_BAMM.sh (bamm-differences §1):
     log/t2m/t2m/<run>, log/vq/t2m/<rvq> and MoMask's checkpoints/t2m/{<rvq>, tres*, length_estimator}."""
@@ -47,94 +37,96 @@ def _same_generation(a: MotionPipeline, b: MotionPipeline) -> None:
 
 
 @pytest.mark.parametrize("where", [".", "log/t2m", "log/t2m/t2m", "log/t2m/t2m/2024_GPT_officialTrans"])
-def test_bamm_repository_layout_loads_without_extra_arguments(tmp_path, bamm, where):
-    repo = bamm_repo(bamm, tmp_path / "BAMM")
-    loaded = MotionPipeline.from_pretrained(repo / where, text_encoder=bamm.text_encoder)
+def test_bamm_repository_layout_loads_without_extra_arguments(tmp_path, tiny_bamm, where):
+    repo = bamm_repo(tiny_bamm, tmp_path / "BAMM")
+    loaded = MotionPipeline.from_pretrained(repo / where, text_encoder=tiny_bamm.text_encoder)
     runs = loaded.manifest["runs"]
     assert loaded.kind == "bamm"
     assert Path(runs["vq"]).parent == repo / "log" / "vq" / "t2m"           # BAMM's own RVQ folder is searched
     assert Path(runs["residual"]) == repo / "checkpoints" / "t2m" / "tres_model"
     assert Path(runs["length_estimator"]).parent == repo / "checkpoints" / "t2m"
-    _same_generation(bamm, loaded)
+    _same_generation(tiny_bamm, loaded)
 
 
-def test_which_epoch_chooses_the_base_file(tmp_path, momask):
-    folder = save_official_layout(momask.checkpoint(), tmp_path / "checkpoints")
+def test_which_epoch_chooses_the_base_file(tmp_path, tiny_momask):
+    folder = save_official_layout(tiny_momask.checkpoint(), tmp_path / "checkpoints")
     model_dir = folder / "t2m_momask" / "model"
     state = torch.load(model_dir / "latest.tar", weights_only=True)
     state["t2m_transformer"] = {k: v + 1 if k == "cond_emb.bias" else v for k, v in state["t2m_transformer"].items()}
     torch.save(state, model_dir / "net_best_fid.tar")
-    latest = MotionPipeline.from_pretrained(folder, text_encoder=momask.text_encoder)
-    best = MotionPipeline.from_pretrained(folder, text_encoder=momask.text_encoder, which_epoch="net_best_fid")
-    assert torch.equal(latest.base.cond_emb.bias, momask.base.cond_emb.bias)
-    assert torch.equal(best.base.cond_emb.bias, momask.base.cond_emb.bias + 1)
+    latest = MotionPipeline.from_pretrained(folder, text_encoder=tiny_momask.text_encoder)
+    best = MotionPipeline.from_pretrained(folder, text_encoder=tiny_momask.text_encoder, which_epoch="net_best_fid")
+    assert torch.equal(latest.base.cond_emb.bias, tiny_momask.base.cond_emb.bias)
+    assert torch.equal(best.base.cond_emb.bias, tiny_momask.base.cond_emb.bias + 1)
     assert best.manifest["runs"]["base_file"].endswith("net_best_fid.tar")
     with pytest.raises(FileNotFoundError, match=r"latest.tar.*net_best_fid.tar"):
-        MotionPipeline.from_pretrained(folder / "t2m_momask", text_encoder=momask.text_encoder, which_epoch="ep0100")
+        MotionPipeline.from_pretrained(folder / "t2m_momask", text_encoder=tiny_momask.text_encoder,
+                                       which_epoch="ep0100")
 
 
-def test_several_residual_runs_need_a_choice_and_the_error_names_them(tmp_path, momask):
-    folder = save_official_layout(momask.checkpoint(), tmp_path / "checkpoints")
+def test_several_residual_runs_need_a_choice_and_the_error_names_them(tmp_path, tiny_momask):
+    folder = save_official_layout(tiny_momask.checkpoint(), tmp_path / "checkpoints")
     shutil.copytree(folder / "tres_model", folder / "tres_other")
     with pytest.raises(ValueError) as error:
-        MotionPipeline.from_pretrained(folder, text_encoder=momask.text_encoder)
+        MotionPipeline.from_pretrained(folder, text_encoder=tiny_momask.text_encoder)
     assert "tres_model" in str(error.value) and "tres_other" in str(error.value) and "res_name" in str(error.value)
-    chosen = MotionPipeline.from_pretrained(folder, text_encoder=momask.text_encoder, res_name="tres_other")
+    chosen = MotionPipeline.from_pretrained(folder, text_encoder=tiny_momask.text_encoder, res_name="tres_other")
     assert Path(chosen.manifest["runs"]["residual"]).name == "tres_other"
 
 
-def test_several_base_runs_need_a_choice_and_the_error_names_them(tmp_path, momask, bamm):
-    save_official_layout(momask.checkpoint(), tmp_path / "checkpoints")
-    folder = save_official_layout(bamm.checkpoint(), tmp_path / "checkpoints", vq_name="rvq_b", res_name="tres_b")
+def test_several_base_runs_need_a_choice_and_the_error_names_them(tmp_path, tiny_momask, tiny_bamm):
+    save_official_layout(tiny_momask.checkpoint(), tmp_path / "checkpoints")
+    folder = save_official_layout(tiny_bamm.checkpoint(), tmp_path / "checkpoints", vq_name="rvq_b", res_name="tres_b")
     with pytest.raises(ValueError) as error:
-        MotionPipeline.from_pretrained(tmp_path / "checkpoints", text_encoder=momask.text_encoder)
+        MotionPipeline.from_pretrained(tmp_path / "checkpoints", text_encoder=tiny_momask.text_encoder)
     assert "t2m_momask" in str(error.value) and "t2m_bamm" in str(error.value) and "base_name" in str(error.value)
-    loaded = MotionPipeline.from_pretrained(folder, text_encoder=momask.text_encoder, base_name="t2m_bamm",
+    loaded = MotionPipeline.from_pretrained(folder, text_encoder=tiny_momask.text_encoder, base_name="t2m_bamm",
                                             res_name="tres_b")
     assert loaded.kind == "bamm"
 
 
-def test_residual_trained_on_another_vq_is_refused(tmp_path, momask):
-    folder = save_official_layout(momask.checkpoint(), tmp_path / "checkpoints")
+def test_residual_trained_on_another_vq_is_refused(tmp_path, tiny_momask):
+    folder = save_official_layout(tiny_momask.checkpoint(), tmp_path / "checkpoints")
     opt = folder / "tres_model" / "opt.txt"
     opt.write_text(opt.read_text().replace("vq_name: rvq", "vq_name: rvq_other"))
     with pytest.raises(ValueError, match=r"vq_name 'rvq_other'.*'rvq'"):
-        MotionPipeline.from_pretrained(folder, text_encoder=momask.text_encoder)
+        MotionPipeline.from_pretrained(folder, text_encoder=tiny_momask.text_encoder)
 
 
-def test_length_modes(tmp_path, momask, bamm):
-    repo = bamm_repo(bamm, tmp_path / "BAMM")
-    end_token = MotionPipeline.from_pretrained(repo, text_encoder=bamm.text_encoder, length_mode="end_token")
+def test_length_modes(tmp_path, tiny_momask, tiny_bamm):
+    repo = bamm_repo(tiny_bamm, tmp_path / "BAMM")
+    end_token = MotionPipeline.from_pretrained(repo, text_encoder=tiny_bamm.text_encoder, length_mode="end_token")
     assert end_token.length_estimator is None and end_token.manifest["length_mode"] == "end_token"
     motion = end_token.generate(["a person bows"], seed=1)[0]                     # length from the end token
     assert 4 <= motion.length <= 196 and motion.length % 4 == 0
-    estimator = MotionPipeline.from_pretrained(repo, text_encoder=bamm.text_encoder, length_mode="estimator")
+    estimator = MotionPipeline.from_pretrained(repo, text_encoder=tiny_bamm.text_encoder, length_mode="estimator")
     assert estimator.length_estimator is not None and estimator.manifest["length_mode"] == "estimator"
     shutil.rmtree(repo / "checkpoints" / "t2m" / "length_estimator")
     with pytest.raises(FileNotFoundError, match="length estimator"):
-        MotionPipeline.from_pretrained(repo, text_encoder=bamm.text_encoder, length_mode="estimator")
-    assert MotionPipeline.from_pretrained(repo, text_encoder=bamm.text_encoder).manifest["length_mode"] == "end_token"
-    folder = save_official_layout(momask.checkpoint(), tmp_path / "momask")
+        MotionPipeline.from_pretrained(repo, text_encoder=tiny_bamm.text_encoder, length_mode="estimator")
+    default = MotionPipeline.from_pretrained(repo, text_encoder=tiny_bamm.text_encoder)
+    assert default.manifest["length_mode"] == "end_token"
+    folder = save_official_layout(tiny_momask.checkpoint(), tmp_path / "momask")
     with pytest.raises(ValueError, match="end_token"):
-        MotionPipeline.from_pretrained(folder, text_encoder=momask.text_encoder, length_mode="end_token")
+        MotionPipeline.from_pretrained(folder, text_encoder=tiny_momask.text_encoder, length_mode="end_token")
     with pytest.raises(ValueError, match="length_mode"):
         find_runs(folder, length_mode="guess")
 
 
-def test_sibling_runs_are_not_parsed(tmp_path, momask):
-    folder = save_official_layout(momask.checkpoint(), tmp_path / "checkpoints")
+def test_sibling_runs_are_not_parsed(tmp_path, tiny_momask):
+    folder = save_official_layout(tiny_momask.checkpoint(), tmp_path / "checkpoints")
     for name, files in (("Comp_v6_KLD005", ("meta", "model")), ("text_mot_match", ("model",)),
                         ("old_experiment", ("model",))):
         for sub in files:
             (folder / name / sub).mkdir(parents=True)
         (folder / name / "opt.txt").write_text("this is not an option file\n")
     (folder / "text_mot_match" / "model" / "finest.tar").write_bytes(b"")
-    loaded = MotionPipeline.from_pretrained(tmp_path / "checkpoints", text_encoder=momask.text_encoder)
+    loaded = MotionPipeline.from_pretrained(tmp_path / "checkpoints", text_encoder=tiny_momask.text_encoder)
     assert Path(loaded.manifest["runs"]["base"]).name == "t2m_momask"
     # the chosen run's own opt.txt still is read, and a malformed one is reported
     (folder / "t2m_momask" / "opt.txt").write_text("broken\n")
     with pytest.raises(ValueError, match="key: value"):
-        MotionPipeline.from_pretrained(tmp_path / "checkpoints", text_encoder=momask.text_encoder)
+        MotionPipeline.from_pretrained(tmp_path / "checkpoints", text_encoder=tiny_momask.text_encoder)
 
 
 def test_opt_values_keep_their_types():
@@ -142,8 +134,8 @@ def test_opt_values_keep_their_types():
     assert opt == {"a": -1, "b": 3, "c": -0.5, "d": True, "e": "None", "f": "[50000]", "g": 2, "h": "1e-4"}
 
 
-def test_cli_passes_the_official_choices(tmp_path, momask, capsys):
-    folder = save_official_layout(momask.checkpoint(), tmp_path / "checkpoints")
+def test_cli_passes_the_official_choices(tmp_path, tiny_momask, capsys):
+    folder = save_official_layout(tiny_momask.checkpoint(), tmp_path / "checkpoints")
     shutil.copytree(folder / "tres_model", folder / "tres_other")
     out = tmp_path / "m.npy"
     args = ["convert", str(folder), "--out", str(tmp_path / "native"), "--clip-path", str(tmp_path / "no_clip")]
