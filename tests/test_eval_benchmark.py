@@ -225,6 +225,7 @@ def test_worker_style_call_and_parameter_checks(data, space, tiny_models, tmp_pa
         sampling={"timesteps": 1},
     )
     assert report["settings"]["repeats"] == 1 and report["rows"] == [GT_ROW, "m"]
+    assert report["settings"]["decode"] == "per_row"  # "auto" with our evaluator
     assert report["data"]["sets"]["forget"]["batch_size"] == 8
     with pytest.raises(ValueError, match="unknown evaluation parameter"):
         apply_parameters({}, {"evaluator": "/etc"})
@@ -275,3 +276,31 @@ def test_length_sorted_chunks_give_the_per_batch_results(data, space, tiny_model
     want = np.concatenate([space.motion_embeddings(expected[s:e]) for s, e in ref.bounds])
     assert np.allclose(emb, want, atol=1e-4)
     assert mm.shape[:2] == (len(ref.batches[0]), 3) and np.allclose(mm[:, -1], emb[: len(ref.batches[0])])
+
+
+def test_official_decode_generates_the_pass_batches_padded(data, space, tiny_models):
+    """With decode="official" every pass batch is generated as one padded batch (its own padding, as in the
+    official evaluation): the motions equal `generate(..., decode="official")` on each batch, and short rows
+    differ from the per-row decoding."""
+    pipeline = MotionPipeline.from_pretrained(tiny_models[0])
+    official = PipelineSource(pipeline, "o", {"timesteps": 2}, decode="official")
+    per_row = PipelineSource(pipeline, "p", {"timesteps": 2})
+    ref = PassReference.build(space, draw_pass(load_eval_set(data), np.random.default_rng(3), 5))
+    _, _, raw = generate_pass(official, space, ref, chunk_size=2)
+    _, _, raw_per_row = generate_pass(per_row, space, ref, chunk_size=2)
+    expected = []
+    for batch in ref.batches:
+        out = pipeline.generate(batch.captions, lengths=batch.lengths, seeds=batch.seeds, timesteps=2,
+                                decode="official")
+        expected.extend(o.features for o in out)
+    lengths = [n for b in ref.batches for n in b.lengths]
+    longest = [max(b.lengths) for b in ref.batches for _ in b.lengths]
+    for got, want, n in zip(raw, expected, lengths, strict=True):
+        assert got.shape == (n, 263) and np.array_equal(got, want)
+    short = [i for i, (n, m) in enumerate(zip(lengths, longest, strict=True)) if n < m]
+    assert short and all(not np.allclose(raw[i], raw_per_row[i], atol=1e-4) for i in short)
+    assert EvalConfig(models=[], data_dir=data).decode_mode("official") == "official"
+    assert EvalConfig(models=[], data_dir=data).decode_mode("ours") == "per_row"
+    assert EvalConfig(models=[], data_dir=data, decode="per_row").decode_mode("official") == "per_row"
+    with pytest.raises(ValueError, match="decode"):
+        EvalConfig(models=[], data_dir=data, decode="padded")

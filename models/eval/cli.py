@@ -55,6 +55,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="violence classifier: 'default' (weights/violence-classifier), a folder, 'train' or 'none'")
     ev.add_argument("--implicit", help="file of rewritten (implicit) prompts: JSON or 'id#prompt' lines")
     ev.add_argument("--timesteps", type=_positive_int, help="MoMask sampling steps (default: the model's)")
+    ev.add_argument("--decode", choices=("auto", "per_row", "official"), default="auto",
+                    help="decoding of generated motions: 'per_row' (each row at its own length), 'official' (the "
+                    "padded batch, then cropped, as the official evaluation) or 'auto' (official with the official "
+                    "evaluator, per_row otherwise)")
     ev.add_argument("--no-plots", action="store_true")
     ev.add_argument("--device", default="cpu")
     ev.add_argument("--no-progress", action="store_true")
@@ -111,6 +115,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         sampling={"timesteps": args.timesteps} if args.timesteps else None,
         plots=not args.no_plots,
         device=args.device,
+        decode=args.decode,
     )
     bar = Bar(not args.no_progress)
     try:

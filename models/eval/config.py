@@ -79,8 +79,18 @@ class EvalConfig:
     sampling: dict[str, Any] | None = None
     plots: bool = True
     device: str = "cpu"
+    decode: str = "auto"
+
+    def decode_mode(self, evaluator_kind: str) -> str:
+        """The generated motions' decoding: `decode` "per_row" or "official", or for "auto" the official
+        padded-batch decoding with the official evaluator (to reproduce official numbers), per row otherwise."""
+        if self.decode == "auto":
+            return "official" if evaluator_kind == "official" else "per_row"
+        return self.decode
 
     def __post_init__(self) -> None:
+        if self.decode not in ("auto", "per_row", "official"):
+            raise ValueError(f"decode must be 'auto', 'per_row' or 'official', got {self.decode!r}")
         if self.repeats < 1 or self.mm_batches < 0 or (self.mm_batches and self.mm_repeats < 2):
             raise ValueError("repeats must be >= 1, mm_batches >= 0 and mm_repeats >= 2")
         self.resolved_concept = get_concept(self.concept)

@@ -16,6 +16,19 @@ from models.eval.sources import MotionSource
 from models.eval.space import EvalSpace
 
 
+def _chunks(jobs: list[tuple[int, int, int]], ref: PassReference, chunk_size: int | None,
+            by_batch: bool) -> list[list[int]]:
+    """Job indices grouped for generation: length-sorted chunks, or one group per (batch, repetition)."""
+    if by_batch:
+        groups: dict[tuple[int, int], list[int]] = {}
+        for j, (k, r, _) in enumerate(jobs):
+            groups.setdefault((k, r), []).append(j)
+        return list(groups.values())
+    order = sorted(range(len(jobs)), key=lambda j: (ref.batches[jobs[j][0]].lengths[jobs[j][2]], j))
+    size = chunk_size or max(len(b) for b in ref.batches)
+    return [order[s : s + size] for s in range(0, len(order), size)]
+
+
 def generate_pass(
     source: MotionSource,
     space: EvalSpace,
@@ -33,7 +46,9 @@ def generate_pass(
     Rows are generated in length-sorted chunks of `chunk_size` rows (default: the pass's batch size) rather
     than in the pass's shuffled batches: every row has its own seed, so its motion does not depend on the rows
     that share its chunk, and the transformers then run to lengths close to each row's own instead of the
-    longest row of a random batch. Results are put back in batch order.
+    longest row of a random batch. Results are put back in batch order. A source that decodes the official
+    way (`source.decode == "official"`: the padded batch, then cropped) is given the pass's own batches
+    instead, so that its padding is the official batch's.
     """
     jobs = [  # (batch, repetition, row)
         (k, r, i)
@@ -41,11 +56,8 @@ def generate_pass(
         for r in range(mm_repeats if k < mm_batches else 1)
         for i in range(len(batch))
     ]
-    order = sorted(range(len(jobs)), key=lambda j: (ref.batches[jobs[j][0]].lengths[jobs[j][2]], j))
-    size = chunk_size or max(len(b) for b in ref.batches)
     generated: list[np.ndarray | None] = [None] * len(jobs)
-    for s in range(0, len(order), size):
-        picked = order[s : s + size]
+    for picked in _chunks(jobs, ref, chunk_size, getattr(source, "decode", "per_row") == "official"):
         rows = [(ref.batches[jobs[j][0]], jobs[j][1], jobs[j][2]) for j in picked]
         seeds = [(b.seeds[i] + 7919 * r) % (2**31 - 1) for b, r, i in rows]
         chunk = PassBatch(

@@ -50,7 +50,7 @@ def run_evaluation(config: EvalConfig, progress: Progress | None = None) -> dict
         config.classifier, config.data_dir, config.resolved_concept, config.out_dir, progress
     )
     progress(0.05, "loading models")
-    sources = model_sources(config.models, config.device, config.sampling)
+    sources = model_sources(config.models, config.device, config.sampling, config.decode_mode(space.kind))
     passes = run_passes(config, space, sets, sources, clf, progress)
     progress(0.95, "writing report")
     samples = _samples(sets, sources, config.seed) if config.plots else None
@@ -195,6 +195,7 @@ def build_report(config: EvalConfig, space: EvalSpace, sets: Mapping[str, EvalSe
             "split": config.split,
             "device": config.device,
             "sampling": dict(config.sampling or {}),
+            "decode": config.decode_mode(space.kind),
             "mm_set": "retain",
             "diversity_times": "300 if N > 300 else min(100, N)",
             "multimodality_times": 10,

@@ -23,17 +23,24 @@ class MotionSource(Protocol):
 
 
 class PipelineSource:
-    """A MotionPipeline generating at the GT crop lengths, one seed per row."""
+    """A MotionPipeline generating at the GT crop lengths, one seed per row.
 
-    def __init__(self, pipeline, name: str, sampling: dict[str, Any] | None = None, path: str = ""):
+    decode: "per_row" (each row at its own length) or "official" (the padded batch, then cropped: the official
+    evaluation's decoding; `generate_pass` then generates the pass's own batches so the padding is theirs).
+    """
+
+    def __init__(self, pipeline, name: str, sampling: dict[str, Any] | None = None, path: str = "",
+                 decode: str = "per_row"):
         self.pipeline, self.name, self.sampling, self.path = pipeline, name, dict(sampling or {}), path
+        self.decode = decode
 
     @property
     def kind(self) -> str:
         return self.pipeline.kind
 
     def generate_batch(self, batch: PassBatch, seeds: Sequence[int]) -> list[np.ndarray]:
-        out = self.pipeline.generate(batch.captions, lengths=batch.lengths, seeds=list(seeds), **self.sampling)
+        out = self.pipeline.generate(batch.captions, lengths=batch.lengths, seeds=list(seeds), decode=self.decode,
+                                     **self.sampling)
         feats = [o.features for o in out]
         for f, m in zip(feats, batch.lengths, strict=True):
             if f.shape[0] != m:
@@ -58,8 +65,10 @@ class GroundTruthSource:
         return [np.array(m, copy=True) for m in batch.motions]
 
 
-def model_sources(models: Sequence | Mapping, device: str, sampling: dict | None) -> list[MotionSource]:
-    """MotionPipeline folders (or ready MotionSource objects) -> named sources, names unique."""
+def model_sources(models: Sequence | Mapping, device: str, sampling: dict | None,
+                  decode: str = "per_row") -> list[MotionSource]:
+    """MotionPipeline folders (or ready MotionSource objects) -> named sources, names unique; folders decode
+    with `decode` (see PipelineSource)."""
     items = list(models.items()) if isinstance(models, Mapping) else [(None, m) for m in models]
     if not items:
         raise ValueError("give at least one model to evaluate")
@@ -74,7 +83,7 @@ def model_sources(models: Sequence | Mapping, device: str, sampling: dict | None
                 raise FileNotFoundError(f"model {path} not found")
             name = name or path.name
             source = PipelineSource(
-                MotionPipeline.from_pretrained(path, device=device), name, sampling, str(path)
+                MotionPipeline.from_pretrained(path, device=device), name, sampling, str(path), decode
             )
         base, k = str(name), 2
         while name in names or name == GT_ROW:

@@ -26,6 +26,8 @@ from models.pipelines.constants import JOINTS_NUM, MAX_FRAMES, MAX_TOKENS, UNIT_
 from models.pipelines.outputs import GeneratedMotion, make_generators, row_seeds
 from models.text.base import TextEncoder, load_text_encoder
 
+DECODE_MODES = ("per_row", "official")
+
 
 def _stat(value: np.ndarray | torch.Tensor) -> torch.Tensor:
     """A float32 CPU tensor of normalisation statistics."""
@@ -194,6 +196,7 @@ class MotionPipeline:
         seeds: Sequence[int | None] | None = None,
         num_samples: int = 1,
         sampling: SamplingConfig | None = None,
+        decode: str = "per_row",
         **knobs: Any,
     ) -> list[GeneratedMotion]:
         """Generate motions for `texts`.
@@ -203,7 +206,12 @@ class MotionPipeline:
         num_samples: motions per text (outputs are grouped by text).
         sampling: the knobs to use where set (the model's defaults elsewhere). The legacy keyword `knobs`
         (timesteps=..., cond_scale=..., ...; None = default) override it.
+        decode: "per_row" (default: each row decoded at its own length, independent of its batch neighbours,
+        `decode_by_length`) or "official" (the padded batch decoded at once and cropped, as the official
+        evaluation does, `decode_padded`; use it to reproduce official numbers).
         """
+        if decode not in DECODE_MODES:
+            raise ValueError(f"decode must be one of {DECODE_MODES}, got {decode!r}")
         texts = list(texts)
         if not texts or any(not isinstance(t, str) or not t.strip() for t in texts):
             raise ValueError("texts must be a non-empty list of non-empty strings")
@@ -222,7 +230,8 @@ class MotionPipeline:
         cond = self.encode_text([t for t, _ in rows])
         token_lens = self.token_lengths([n for _, n in rows], cond, generators)
         all_ids, token_lens = self.generate_tokens(cond, token_lens, generators, resolved)
-        features = self.decode_by_length(all_ids, token_lens)
+        decoder = self.decode_padded if decode == "official" else self.decode_by_length
+        features = decoder(all_ids, token_lens)
         outputs = []
         for b, (text, _) in enumerate(rows):
             joints = features_to_joints(features[b], self.joints_num)
@@ -292,6 +301,14 @@ class MotionPipeline:
             for row, feats in zip(rows, features, strict=True):
                 decoded[row] = feats
         return decoded
+
+    @torch.no_grad()
+    def decode_padded(self, all_ids: torch.Tensor, token_lens: torch.Tensor) -> list[torch.Tensor]:
+        """Decode the padded batch in one decoder call, then crop each row to its 4 * length frames (the official
+        evaluation: `-1` codes after a row's length are zero latents, which the convolutional decoder sees near
+        the end of short rows, so a short row's frames depend on the batch's longest row)."""
+        features = self.decode_tokens(all_ids)
+        return [features[b, : int(n) * UNIT_LENGTH] for b, n in enumerate(token_lens.tolist())]
 
     @torch.no_grad()
     def decode_tokens(self, all_ids: torch.Tensor) -> torch.Tensor:
