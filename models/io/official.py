@@ -36,6 +36,7 @@ from models.io.checkpoint import Checkpoint, base_transformer_class
 from models.io.opt import read_opt, write_opt
 from models.momask import LengthEstimator, ResidualTransformer
 from models.text.base import TextEncoder, load_text_encoder
+from models.text.clip import OPENAI_BPE_FILE
 from models.vq import RVQVAE, VQConfig
 
 DIM_POSE = {"t2m": 263, "kit": 251}
@@ -226,8 +227,10 @@ def _default_text_encoder(cond_dim: int, clip_path: str | Path | None) -> TextEn
     clip_path = clip_path or os.environ.get("HMU_CLIP_PATH")
     if clip_path is None:
         raise FileNotFoundError(
-            "official MoMask/BAMM checkpoints need the CLIP ViT-B/32 text encoder: pass clip_path=PATH "
-            "(a local CLIP weights folder) or set HMU_CLIP_PATH"
+            "official MoMask/BAMM checkpoints need the CLIP ViT-B/32 text encoder: pass clip_path=PATH (CLI: "
+            "--clip-path) or set HMU_CLIP_PATH, PATH being the OpenAI weights file ViT-B-32.pt (with "
+            f"{OPENAI_BPE_FILE} next to it) or a local Hugging Face openai/clip-vit-base-patch32 folder "
+            "(config.json, model.safetensors or pytorch_model.bin, vocab.json, merges.txt)"
         )
     encoder = load_text_encoder({"type": "clip", "path": str(clip_path)})
     if encoder.dim != cond_dim:
