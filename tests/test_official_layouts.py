@@ -48,6 +48,20 @@ def test_bamm_repository_layout_loads_without_extra_arguments(tmp_path, tiny_bam
     _same_generation(tiny_bamm, loaded)
 
 
+def test_bamm_repository_with_momask_base_needs_a_choice(tmp_path, tiny_bamm, tiny_momask):
+    """MoMask's download holds its base transformer too: from the repository folder both bases are candidates."""
+    repo = bamm_repo(tiny_bamm, tmp_path / "BAMM")
+    momask = save_official_layout(tiny_momask.checkpoint(), tmp_path / "momask", base_name="t2m_nlayer8")
+    shutil.move(momask / "t2m_nlayer8", repo / "checkpoints" / "t2m" / "t2m_nlayer8")
+    with pytest.raises(ValueError) as error:
+        MotionPipeline.from_pretrained(repo, text_encoder=tiny_bamm.text_encoder)
+    assert "checkpoints/t2m/t2m_nlayer8" in str(error.value)
+    assert "log/t2m/t2m/2024_GPT_officialTrans" in str(error.value)
+    for where, options in ((repo / "log" / "t2m", {}), (repo, {"base_name": "2024_GPT_officialTrans"})):
+        loaded = MotionPipeline.from_pretrained(where, text_encoder=tiny_bamm.text_encoder, **options)
+        assert loaded.kind == "bamm"
+
+
 def test_which_epoch_chooses_the_base_file(tmp_path, tiny_momask):
     folder = save_official_layout(tiny_momask.checkpoint(), tmp_path / "checkpoints")
     model_dir = folder / "t2m_momask" / "model"
