@@ -5,6 +5,7 @@ never parsed. Every folder is written with random weights by `save_official_layo
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,8 @@ import torch
 
 from hmu.cli import main as hmu_main
 from models.io.official import find_runs, save_official_layout
-from models.io.opt import parse_opt_text
+from models.io.opt import parse_opt_text, read_opt
+from models.momask import ResidualTransformer
 from models.pipelines import MotionPipeline
 
 
@@ -160,3 +162,23 @@ def test_cli_passes_the_official_choices(tmp_path, tiny_momask, capsys):
     assert hmu_main([*args, "--res-name", "tres_other"]) == 2   # resolution passes; the CLIP folder is missing
     assert "no_clip" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("share_weight", [True, False])
+def test_momask_residual_variants_load_strictly(tmp_path, tiny_momask, share_weight):
+    """Both residual variants (shared and separate per-layer projections, `share_weight` in its opt.txt)."""
+    torch.manual_seed(3)
+    residual = ResidualTransformer(replace(tiny_momask.residual.cfg, share_weight=share_weight))
+    pipeline = replace_residual(tiny_momask, residual)
+    folder = save_official_layout(pipeline.checkpoint(), tmp_path / "checkpoints")
+    assert read_opt(folder / "tres_model")["share_weight"] is share_weight
+    loaded = MotionPipeline.from_pretrained(folder, text_encoder=tiny_momask.text_encoder)
+    assert loaded.residual.cfg.share_weight is share_weight
+    assert loaded.residual.state_dict().keys() == residual.state_dict().keys()
+    _same_generation(pipeline, loaded)
+
+
+def replace_residual(pipeline: MotionPipeline, residual: ResidualTransformer) -> MotionPipeline:
+    parts = {name: getattr(pipeline, name) for name in ("text_encoder", "vq", "base", "length_estimator", "mean",
+                                                         "std")}
+    return type(pipeline)(residual=residual, **parts)
