@@ -10,8 +10,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-Scope = Literal["generate", "evaluate", "admin"]
-SCOPES: tuple[Scope, ...] = ("generate", "evaluate", "admin")
+Scope = Literal["generate", "evaluate", "models:download", "admin"]
+SCOPES: tuple[Scope, ...] = ("generate", "evaluate", "models:download", "admin")  # README: "API keys and scopes"
 QUEUES: tuple[str, ...] = ("generate", "unlearn", "evaluate")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,6 +63,13 @@ class Settings(BaseSettings):
     upload_max_files: int = Field(20_000, ge=2)
     upload_max_unpacked_bytes: int = Field(512 * 2**20, ge=1024)
     upload_max_frames: int = Field(2_000, ge=1)
+
+    @property
+    def server_dirs(self) -> tuple[Path, ...]:
+        """The configured folders: never shown to clients (job messages are scrubbed of them)."""
+        folders = (self.models_dir, self.weights_dir, self.datasets_dir, self.artifacts_dir, self.data_dir,
+                   self.unlearn_data_dir)
+        return tuple(Path(f) for f in folders if f is not None)
 
     @property
     def open_mode(self) -> bool:

@@ -18,7 +18,8 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from core.jobstore import JobStore
+from core import registry
+from core.jobstore import JobStore, scrub_paths
 from core.metrics import HttpMetrics, RedisCollector
 from core.queue import create_celery
 from core.redis_client import redis_client, require_redis_url
@@ -44,8 +45,8 @@ def _describe(error: RequestValidationError) -> tuple[str, list[dict]]:
     return f"invalid request: {text}", errors
 
 
-def install_error_handlers(app: FastAPI, retry_after_s: int) -> None:
-    """Clear JSON errors, 503 + Retry-After when Redis is down, never a stack trace."""
+def install_error_handlers(app: FastAPI, retry_after_s: int, private_dirs: tuple[str, ...] = ()) -> None:
+    """Clear JSON errors, 503 + Retry-After when Redis is down, never a stack trace or a server path."""
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
@@ -57,8 +58,12 @@ def install_error_handlers(app: FastAPI, retry_after_s: int) -> None:
         if error.status_code == 400 and error.detail == BODY_PARSE_ERROR:  # e.g. a body that is not UTF-8
             return JSONResponse({"detail": "invalid request: the body could not be decoded (send UTF-8 JSON, "
                                            "or a well-formed multipart form)"}, status_code=422)
-        return JSONResponse({"detail": str(error.detail)}, status_code=error.status_code,
-                            headers=error.headers)
+        return JSONResponse({"detail": scrub_paths(str(error.detail), private_dirs)},
+                            status_code=error.status_code, headers=error.headers)
+
+    @app.exception_handler(registry.InvalidId)  # every route validates ids in its schema; this is a backstop
+    async def invalid_id(_: Request, error: registry.InvalidId) -> JSONResponse:
+        return JSONResponse({"detail": f"invalid request: {error}"}, status_code=422)
 
     for kind in UNAVAILABLE:
         @app.exception_handler(kind)
@@ -80,7 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     registry = CollectorRegistry()
     registry.register(RedisCollector(client))
     store = JobStore(client, Path(settings.artifacts_dir), settings.job_ttl_s,
-                     settings.result_inline_max_bytes)
+                     settings.result_inline_max_bytes, settings.server_dirs)
     services = Services(settings=settings, redis=client, store=store, celery=create_celery(settings),
                         registry=registry, http_metrics=HttpMetrics(registry))
 
@@ -94,7 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="hmu", version=package_version(), description=DESCRIPTION, lifespan=lifespan)
     app.state.services = services
-    install_error_handlers(app, settings.retry_after_s)
+    install_error_handlers(app, settings.retry_after_s, store.private_dirs)
     upload_cap = 2 * settings.upload_max_bytes + 2**20
 
     @app.middleware("http")

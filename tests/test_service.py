@@ -213,7 +213,8 @@ def test_models_list_detail_and_bundle_download(stack):
     detail = http.get("/models/momask-small", headers=GEN).json()
     names = {f["name"] for f in detail["files"]}
     assert "config.json" in names and any(n.endswith(".safetensors") for n in names)
-    response = http.get("/models/momask-small/files", headers=GEN)
+    assert_clear_error(http.get("/models/momask-small/files", headers=GEN), 403, "models:download")
+    response = http.get("/models/momask-small/files", headers=ADMIN)
     assert response.status_code == 200 and response.headers["content-type"] == "application/x-tar"
     with tarfile.open(fileobj=io.BytesIO(response.content)) as archive:
         members = {m.name: archive.extractfile(m).read() for m in archive.getmembers()}
@@ -234,7 +235,7 @@ def test_cancel_queued_job_is_never_run(stack):
         queued = http.post("/generate", headers=GEN, json={"text": "a person sits", "wait_seconds": 0})
         job_id = queued.json()["job_id"]
         assert http.get(f"/jobs/{job_id}", headers=GEN).json()["state"] == "queued"
-        assert_clear_error(http.delete(f"/jobs/{job_id}", headers=EVAL), 403, "generate")
+        assert_clear_error(http.delete(f"/jobs/{job_id}", headers=EVAL), 404, "not found")  # another key's job
         cancelled = http.delete(f"/jobs/{job_id}", headers=GEN)
         assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
         assert cancelled.json()["error"]["code"] == "cancelled"
@@ -260,7 +261,7 @@ def test_unlearn_then_generate_with_the_new_model(stack):
     assert job["result"]["model_id"] == "momask-small-nokick" and job["progress"] == 1.0
     detail = http.get("/models/momask-small-nokick", headers=GEN).json()
     assert detail["provenance"]["method"] == "lcr" and detail["parent"] == "momask-small"
-    bundle = http.get("/models/momask-small-nokick/files", headers=GEN)
+    bundle = http.get("/models/momask-small-nokick/files", headers=ADMIN)
     with tarfile.open(fileobj=io.BytesIO(bundle.content)) as archive:
         names = archive.getnames()
     assert "momask-small-nokick/vq.safetensors" in names
@@ -366,7 +367,8 @@ def test_evaluate_rejects_bad_uploads(stack):
 def test_health_ready_and_metrics(stack):
     _, http, worker = stack
     assert http.get("/healthz").status_code == 200
-    ready = http.get("/readyz").json()
+    assert http.get("/readyz").json() == {"status": "ready"}  # no key: no detail
+    ready = http.get("/readyz", headers=GEN).json()
     assert ready["status"] == "ready" and worker in [w["name"] for w in ready["workers"]]
     text = http.get("/metrics").text
     for needle in ['hmu_http_requests_total{method="POST",route="/generate",status="200"}',

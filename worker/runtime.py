@@ -61,7 +61,7 @@ class WorkerRuntime:
         self.queues = list(queues or [])
         self.redis = redis_client(require_redis_url(settings))
         self.store = JobStore(self.redis, Path(settings.artifacts_dir), settings.job_ttl_s,
-                              settings.result_inline_max_bytes)
+                              settings.result_inline_max_bytes, settings.server_dirs)
         self.metrics = RedisMetrics(self.redis)
         self.models = ModelCache(settings, self.metrics)
         self.batcher: MicroBatcher | None = None  # set by the generate task wiring
