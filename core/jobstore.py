@@ -59,6 +59,35 @@ return {'run', attempts}
 """
 
 
+# KEYS[1] job, KEYS[2] the owner's set of job ids (or ''); ARGV: limit (0: none), ttl, job key prefix, job id,
+# then field/value pairs. Prunes finished or expired ids from the set, then creates the job unless the owner
+# already has `limit` queued or running jobs. -> {created (1|0), active jobs before}
+_CREATE = """
+local active = 0
+if KEYS[2] ~= '' then
+  for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+    local state = redis.call('HGET', ARGV[3] .. id, 'state')
+    if state == 'queued' or state == 'running' then active = active + 1 else redis.call('SREM', KEYS[2], id) end
+  end
+  if tonumber(ARGV[1]) > 0 and active >= tonumber(ARGV[1]) then return {0, active} end
+  redis.call('SADD', KEYS[2], ARGV[4])
+  redis.call('EXPIRE', KEYS[2], ARGV[2])
+end
+for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return {1, active}
+"""
+
+
+class TooManyJobs(Exception):
+    """The owner already has its limit of queued and running jobs (the gateway answers 429)."""
+
+    def __init__(self, active: int, limit: int):
+        super().__init__(f"this API key already has {active} queued or running jobs (limit {limit}); "
+                         "wait for one to finish or cancel one")
+        self.active, self.limit = active, limit
+
+
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.~-])(?:/[\w.@+~-]+){2,}/?")  # /a/b... (one segment, e.g. /models, stays)
 _PATH_TAIL = r"(?:/[\w.@+~-]+)*/?"
@@ -115,6 +144,7 @@ class JobStore:
         self.inline_max_bytes = int(inline_max_bytes)
         self._transition = client.register_script(_TRANSITION)
         self._start = client.register_script(_START)
+        self._create = client.register_script(_CREATE)
 
     @staticmethod
     def key(job_id: str) -> str:
@@ -122,17 +152,23 @@ class JobStore:
 
     # ------------------------------------------------------------------ gateway side
     def create(self, job_type: str, request: dict[str, Any], model: str | None = None,
-               job_id: str | None = None, owner: str = "") -> dict[str, Any]:
-        """Store a new queued job and return its record; `owner` is the creating key's fingerprint."""
+               job_id: str | None = None, owner: str = "", max_active: int = 0) -> dict[str, Any]:
+        """Store a new queued job and return its record. `owner` is the creating key's fingerprint; with
+        `max_active` > 0 an owner with that many queued or running jobs gets TooManyJobs (atomic in Redis,
+        so the limit holds across gateway replicas)."""
         if job_type not in JOB_TYPES:
             raise ValueError(f"unknown job type {job_type!r}")
         job_id = job_id or new_job_id()
         fields = {"id": job_id, "type": job_type, "state": "queued", "progress": "0", "attempts": "0",
-                  "created_at": repr(time.time()), "request": json.dumps(request), "model": model or "", "owner": owner}
-        with self.r.pipeline() as pipe:
-            pipe.hset(self.key(job_id), mapping=fields)
-            pipe.expire(self.key(job_id), self.ttl_s)
-            pipe.execute()
+                  "created_at": repr(time.time()), "request": json.dumps(request), "model": model or "",
+                  "owner": owner}
+        args: list[Any] = [max_active, self.ttl_s, f"{PREFIX}:job:", job_id]
+        for name, value in fields.items():
+            args += [name, value]
+        owned = f"{PREFIX}:owner:{owner}:jobs" if owner else ""
+        created, active = self._create(keys=[self.key(job_id), owned], args=args)
+        if not created:
+            raise TooManyJobs(int(active), max_active)
         return self.decode(fields)
 
     def get(self, job_id: str) -> dict[str, Any] | None:

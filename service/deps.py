@@ -14,6 +14,7 @@ from fastapi.security import APIKeyHeader
 from prometheus_client import CollectorRegistry
 
 from core.jobstore import JobStore
+from core.limits import RateLimiter
 from core.metrics import HttpMetrics
 from core.settings import SCOPES, Scope, Settings
 
@@ -28,6 +29,7 @@ class Services:
     celery: Celery
     registry: CollectorRegistry
     http_metrics: HttpMetrics
+    limiter: RateLimiter
 
 
 def get_services(request: Request) -> Services:
@@ -85,6 +87,11 @@ def authenticate(key: str | None = Security(api_key_header),
     if principal is None:
         words = "invalid API key" if key else "missing API key: send it in the X-API-Key header"
         raise HTTPException(401, words, headers={"WWW-Authenticate": "ApiKey"})
+    wait = services.limiter.retry_after(principal.owner)
+    if wait is not None:
+        services.http_metrics.refused.labels("rate_limited").inc()
+        raise HTTPException(429, f"rate limit: this API key sent more than {services.limiter.per_minute} "
+                                 f"requests this minute; retry in {wait} s", headers={"Retry-After": str(wait)})
     return principal
 
 

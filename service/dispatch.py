@@ -10,7 +10,7 @@ from fastapi import HTTPException, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from core.jobstore import TERMINAL, new_job_id
+from core.jobstore import TERMINAL, TooManyJobs, new_job_id
 from core.metrics import RedisMetrics
 from core.queue import TASKS
 from service.deps import Principal, Services
@@ -24,7 +24,14 @@ async def submit(services: Services, job_type: str, request: dict[str, Any], mod
                  owner: Principal, job_id: str | None = None) -> dict[str, Any]:
     """Store a queued job record owned by `owner`, then publish its Celery task (task id = job id)."""
     job_id = job_id or new_job_id()
-    record = await run_in_threadpool(services.store.create, job_type, request, model, job_id, owner.owner)
+    limit = services.settings.max_active_jobs_per_key
+    try:
+        record = await run_in_threadpool(services.store.create, job_type, request, model, job_id, owner.owner,
+                                         limit)
+    except TooManyJobs as error:
+        services.http_metrics.refused.labels("too_many_jobs").inc()
+        raise HTTPException(429, str(error), headers={"Retry-After": str(services.settings.retry_after_s)}) \
+            from error
     try:
         await run_in_threadpool(services.celery.send_task, TASKS[job_type], args=[job_id], task_id=job_id)
     except Exception:

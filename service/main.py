@@ -20,12 +20,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core import registry
 from core.jobstore import JobStore, scrub_paths
+from core.limits import RateLimiter
 from core.metrics import HttpMetrics, RedisCollector
 from core.queue import create_celery
 from core.redis_client import redis_client, require_redis_url
 from core.settings import Settings, get_settings
 from models.version import package_version
 from service.deps import Services
+from service.limits import RequestGuard
 from service.routes import evaluate, generate, health, jobs, models, unlearn
 
 log = logging.getLogger("hmu.service")
@@ -81,13 +83,14 @@ def install_error_handlers(app: FastAPI, retry_after_s: int, private_dirs: tuple
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the gateway for `settings` (default: from the environment; HMU_REDIS_URL is required)."""
     settings = settings or get_settings()
-    client = redis_client(require_redis_url(settings))
+    client = redis_client(require_redis_url(settings), settings.redis_timeout_s)
     registry = CollectorRegistry()
     registry.register(RedisCollector(client))
     store = JobStore(client, Path(settings.artifacts_dir), settings.job_ttl_s,
                      settings.result_inline_max_bytes, settings.server_dirs)
     services = Services(settings=settings, redis=client, store=store, celery=create_celery(settings),
-                        registry=registry, http_metrics=HttpMetrics(registry))
+                        registry=registry, http_metrics=HttpMetrics(registry),
+                        limiter=RateLimiter(client, settings.rate_limit_per_minute))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -100,17 +103,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="hmu", version=package_version(), description=DESCRIPTION, lifespan=lifespan)
     app.state.services = services
     install_error_handlers(app, settings.retry_after_s, store.private_dirs)
-    upload_cap = 2 * settings.upload_max_bytes + 2**20
+    app.add_middleware(RequestGuard, services=services)  # inside `observe`: its refusals are observed too
 
     @app.middleware("http")
     async def observe(request: Request, call_next):
         start, status = time.perf_counter(), 500
         try:
-            length = request.headers.get("content-length")
-            if length and length.isdigit() and int(length) > upload_cap:
-                status = 413
-                detail = f"request body larger than {upload_cap} bytes"
-                return JSONResponse({"detail": detail}, status_code=413)
             response = await call_next(request)
             status = response.status_code
             return response

@@ -180,4 +180,4 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": ErrorBody} for status in statuses}
 
 
-AUTH_ERRORS = error_responses(401, 403, 422, 503)  # every authenticated router
+AUTH_ERRORS = error_responses(401, 403, 422, 429, 503)  # every authenticated router (429: rate limit)

@@ -7,6 +7,7 @@ where a test needs a job to run.
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -179,3 +180,146 @@ def test_model_download_needs_its_own_scope(gateway):
     for headers in ({"X-API-Key": "download-key"}, ADMIN):
         response = http.get("/models/momask-small/files", headers=headers)
         assert response.status_code == 200 and response.headers["content-type"] == "application/x-tar"
+
+
+# ---------------------------------------------------------------------------------------------- limits
+MiB = 2**20
+
+
+class CountingBody:
+    """A request body of `chunks` MiB, produced lazily; counts how many chunks the server pulled."""
+
+    def __init__(self, chunks: int, head: bytes = b""):
+        self.chunks, self.head, self.pulled = chunks, head, 0
+
+    def __iter__(self):
+        block = b"x" * MiB
+        for i in range(self.chunks):
+            self.pulled += 1
+            yield self.head + block if i == 0 else block
+
+
+def metric(http: TestClient, reason: str) -> float:
+    for line in http.get("/metrics").text.splitlines():
+        if line.startswith(f'hmu_requests_refused_total{{reason="{reason}"}}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_auth_is_checked_before_the_body_is_read(gateway):
+    _, http = gateway
+    before = metric(http, "unauthenticated")
+    body = CountingBody(120)  # 120 MiB, chunked
+    response = http.post("/generate", content=body, headers={"content-type": "application/json"})
+    assert_status(response, 401, "missing API key")
+    assert body.pulled <= 1, f"{body.pulled} MiB of an unauthenticated body were read"
+    sized = CountingBody(120)
+    response = http.post("/evaluate", content=sized, headers={"X-API-Key": "wrong",
+                                                              "content-length": str(120 * MiB)})
+    assert_status(response, 401, "invalid API key")
+    assert sized.pulled <= 1 and metric(http, "unauthenticated") == before + 2
+
+
+def asgi_post(app, path: str, headers: dict[str, str], body: CountingBody) -> tuple[int, dict]:
+    """POST `body` to the ASGI `app` chunk by chunk, as a server streams it (the test client reads it whole)."""
+    import asyncio
+
+    chunks = iter(body)
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        chunk = next(chunks, None)
+        return {"type": "http.request", "body": chunk or b"", "more_body": chunk is not None}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+             "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+             "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+             "client": ("127.0.0.1", 1), "server": ("test", 80), "app": app}
+    asyncio.run(app(scope, receive, send))
+    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    return status, json.loads(b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body"))
+
+
+def test_body_size_is_enforced_while_streaming(gateway):
+    settings, http = gateway
+    app = http.app
+    before = metric(http, "body_too_large")
+    limit = settings.body_max_bytes
+    multipart = {**ADMIN, "content-type": "multipart/form-data; boundary=b", "transfer-encoding": "chunked"}
+    chunked = CountingBody(limit // MiB + 20, head=b'--b\r\nContent-Disposition: form-data; name="forget"; '
+                                                    b'filename="f.zip"\r\n\r\n')
+    status, body = asgi_post(app, "/evaluate", multipart, chunked)
+    assert status == 413 and f"larger than {limit} bytes" in body["detail"], body
+    assert chunked.pulled <= limit // MiB + 2, f"read {chunked.pulled} MiB past a {limit // MiB} MiB limit"
+    streamed = CountingBody(50, head=b'{"text": "')
+    json_headers = {**A, "content-type": "application/json", "transfer-encoding": "chunked"}
+    status, body = asgi_post(app, "/generate", json_headers, streamed)
+    assert status == 413 and f"larger than {settings.json_max_bytes} bytes" in body["detail"], body
+    assert streamed.pulled <= 2, f"read {streamed.pulled} MiB of a JSON body past its limit"
+    big_json = b'{"text": "' + b"x" * (settings.json_max_bytes + 10) + b'"}'
+    assert_status(http.post("/generate", content=big_json, headers={**A, "content-type": "application/json"}),
+                  413, f"larger than {settings.json_max_bytes} bytes")
+    assert metric(http, "body_too_large") == before + 3
+
+
+def test_rate_limit_per_key_is_kept_in_redis(gateway):
+    settings, _ = gateway
+    limited = settings.model_copy(update={"rate_limit_per_minute": 5,
+                                          "api_keys": {**settings.api_keys, "limited": ["generate"]}})
+    key = {"X-API-Key": "limited"}
+    with TestClient(create_app(limited)) as first, TestClient(create_app(limited)) as second:  # two replicas
+        for http in (first, second, first, second, first):
+            assert http.get("/models", headers=key).status_code == 200
+        response = second.get("/models", headers=key)
+        assert_status(response, 429, "rate limit", "5 requests")
+        assert 1 <= int(response.headers["retry-after"]) <= 60
+        assert first.get("/models", headers=B).status_code == 200  # other keys are not affected
+        assert metric(second, "rate_limited") == 1
+
+
+def test_active_jobs_per_key_are_bounded_across_replicas(gateway):
+    settings, _ = gateway
+    busy = settings.model_copy(update={"max_active_jobs_per_key": 2,
+                                       "api_keys": {**settings.api_keys, "busy": ["generate"]}})
+    key, body = {"X-API-Key": "busy"}, {"text": "walk", "wait_seconds": 0}
+    with TestClient(create_app(busy)) as first, TestClient(create_app(busy)) as second:
+        ids = [first.post("/generate", headers=key, json=body).json()["job_id"] for _ in range(2)]
+        assert_status(second.post("/generate", headers=key, json=body), 429, "2 queued or running", "limit 2")
+        assert second.post("/generate", headers=B, json=body).status_code == 202  # B has its own budget
+        assert first.delete(f"/jobs/{ids[0]}", headers=key).status_code == 200
+        assert second.post("/generate", headers=key, json=body).status_code == 202  # a slot was freed
+        assert metric(second, "too_many_jobs") == 1
+
+
+def test_a_hung_redis_gives_503_within_a_second(tmp_path: Path, tiny_model_dir: Path):
+    import os
+    import shutil
+    import signal
+    import time
+
+    from tests.conftest import RedisServer
+
+    server = RedisServer(tmp_path / "redis").start()
+    shutil.copytree(tiny_model_dir, tmp_path / "models" / "momask-small")
+    settings = Settings(redis_url=server.url, models_dir=tmp_path / "models", weights_dir=tmp_path / "weights",
+                        artifacts_dir=tmp_path / "artifacts", api_keys=KEYS)
+    try:
+        with TestClient(create_app(settings), raise_server_exceptions=False) as http:
+            assert http.get("/readyz").status_code == 200
+            os.kill(server.process.pid, signal.SIGSTOP)
+            try:
+                for method, path, options in [("get", "/readyz", {}), ("get", "/jobs/" + "0" * 32, {}),
+                                              ("post", "/generate", {"json": {"text": "walk", "wait_seconds": 0}})]:
+                    start = time.monotonic()
+                    response = getattr(http, method)(path, headers=A, **options)
+                    elapsed = time.monotonic() - start
+                    assert response.status_code == 503, (path, response.text)
+                    assert elapsed <= 1.0, f"{path}: 503 after {elapsed:.2f} s"
+            finally:
+                os.kill(server.process.pid, signal.SIGCONT)
+            assert http.get("/readyz").status_code == 200
+    finally:
+        server.stop()

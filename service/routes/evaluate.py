@@ -58,7 +58,8 @@ def unpack_sets(services: Services, job_id: str, forget: UploadFile, retain: Upl
     return out
 
 
-@router.post("/evaluate", status_code=202, response_model=JobAccepted, responses=error_responses(400, 404, 413))
+@router.post("/evaluate", status_code=202, response_model=JobAccepted,
+             responses=error_responses(400, 404, 413))
 async def evaluate(
     request: Request,
     models: Annotated[list[str], Form(description="model ids to compare (repeated or comma-separated)")],

@@ -16,7 +16,7 @@ router = APIRouter(tags=["generate"], responses=AUTH_ERRORS)
 @router.post(
     "/generate", response_model=GenerateResult,
     responses={202: {"model": JobAccepted, "description": "not finished yet: poll status_url"},
-               **error_responses(404, 409, 500, 501)},
+               **error_responses(404, 409, 413, 500, 501)},
 )
 async def generate(body: GenerateRequest, request: Request, services: Services = Depends(get_services),
                    principal: Principal = require("generate")):

@@ -36,7 +36,8 @@ def check_concept(body: UnlearnRequest) -> None:
         raise HTTPException(422, str(error)) from error
 
 
-@router.post("/unlearn", status_code=202, response_model=JobAccepted, responses=error_responses(404, 409))
+@router.post("/unlearn", status_code=202, response_model=JobAccepted,
+             responses=error_responses(404, 409, 413))
 async def unlearn(body: UnlearnRequest, request: Request, services: Services = Depends(get_services),
                   principal: Principal = require("admin")):
     """Queue an unlearning job (method lcr | uce | rece | esd | ft) for a concept or inline keywords."""
