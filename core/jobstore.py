@@ -269,6 +269,16 @@ class JobStore:
     def scrub(self, message: str) -> str:
         return scrub_paths(message, self.private_dirs)
 
+    def scrub_tree(self, value: Any) -> Any:
+        """`value` (JSON-like) with every string scrubbed of server paths (e.g. a report naming its sets)."""
+        if isinstance(value, str):
+            return self.scrub(value)
+        if isinstance(value, dict):
+            return {key: self.scrub_tree(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.scrub_tree(item) for item in value]
+        return value
+
     def _apply(self, job_id: str, allowed: tuple[str, ...], **fields: str) -> tuple[int, str]:
         args: list[Any] = [",".join(allowed), self.ttl_s]
         for name, value in fields.items():

@@ -13,6 +13,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.deps import Services, principal_for
 
+PUBLIC = ("/healthz", "/readyz", "/metrics", "/", "/docs", "/redoc", "/openapi.json")  # no key needed
+
+
+def _needs_key(path: str) -> bool:
+    return path not in PUBLIC and not path.startswith("/static/")
+
 
 def _has_body(headers: Headers) -> bool:
     length = headers.get("content-length", "")
@@ -42,7 +48,7 @@ class RequestGuard:
             return await self.app(scope, receive, send)
         keys = self.services.settings.api_keys
         key = headers.get("x-api-key")
-        if principal_for(key, keys) is None:  # every route that takes a body needs a key: refuse unread
+        if _needs_key(scope["path"]) and principal_for(key, keys) is None:  # refused unread
             words = "invalid API key" if key else "missing API key: send it in the X-API-Key header"
             return await self.refuse(send, 401, words, "unauthenticated", {"WWW-Authenticate": "ApiKey"})
         limit = self.limit_for(headers)

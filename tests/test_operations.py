@@ -323,3 +323,20 @@ def test_a_hung_redis_gives_503_within_a_second(tmp_path: Path, tiny_model_dir: 
             assert http.get("/readyz").status_code == 200
     finally:
         server.stop()
+
+
+def test_results_are_scrubbed_recursively(tmp_path: Path):
+    import redis
+
+    store = JobStore(redis.Redis(), tmp_path, 600)  # no Redis call is made
+    report = {"data": {"data_dir": str(tmp_path / "uploads"), "sets": [{"path": "/srv/x/forget", "items": 3}]},
+              "score": 0.5, "name": "momask-small"}
+    assert store.scrub_tree(report) == {"data": {"data_dir": HIDDEN_PATH, "sets": [{"path": HIDDEN_PATH,
+                                                                                     "items": 3}]},
+                                        "score": 0.5, "name": "momask-small"}
+
+
+def test_public_endpoints_need_no_key_even_with_a_body(gateway):
+    _, http = gateway
+    response = http.request("GET", "/healthz", content=b"{}", headers={"content-type": "application/json"})
+    assert response.status_code == 200, response.text

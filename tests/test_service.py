@@ -251,13 +251,14 @@ def test_cancel_queued_job_is_never_run(stack):
 
 # ---------------------------------------------------------------------------------------------- unlearn
 def test_unlearn_then_generate_with_the_new_model(stack):
-    _, http, _ = stack
+    settings, http, _ = stack
     request = {"method": "lcr", "concept": "violence", "parameters": {"k": 2},
                "new_model_id": "momask-small-nokick"}
     response = http.post("/unlearn", headers=ADMIN, json=request)
     assert response.status_code == 202, response.text
     job = poll(http, response.json()["job_id"], ADMIN, timeout_s=45)
     assert job["state"] == "succeeded", job
+    assert str(Path(settings.models_dir).parent) not in json.dumps(job), "a server path in the job record"
     assert job["result"]["model_id"] == "momask-small-nokick" and job["progress"] == 1.0
     detail = http.get("/models/momask-small-nokick", headers=GEN).json()
     assert detail["provenance"]["method"] == "lcr" and detail["parent"] == "momask-small"
@@ -317,7 +318,7 @@ def real_motion_set(caption: str, clip: str = "012314", n: int = 1) -> dict[str,
 
 
 def test_evaluate_uploaded_sets(stack):
-    _, http, _ = stack
+    settings, http, _ = stack
     files = {"forget": ("forget.zip", motion_archive(real_motion_set("a person kicks", "012314", 3))),
              "retain": ("retain.tgz", motion_archive(real_motion_set("a person walks", "000612", 3), "tar"))}
     data = {"models": "momask-small", "parameters": json.dumps({"repeats": 1, "mm_batches": 0})}
@@ -326,6 +327,8 @@ def test_evaluate_uploaded_sets(stack):
     job = poll(http, response.json()["job_id"], EVAL, timeout_s=45)
     assert job["state"] == "succeeded", job
     report = job["result"]["report"]
+    assert str(Path(settings.artifacts_dir).parent) not in json.dumps(job), "a server path in the job record"
+    assert "artifacts_dir" not in job["result"]
     assert "momask-small" in report["models"]
     assert report["data"]["sets"]["forget"]["items"] == 3 and report["data"]["sets"]["retain"]["items"] == 3
 

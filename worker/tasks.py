@@ -149,7 +149,8 @@ def run_unlearn(runtime: WorkerRuntime, job: JobContext) -> dict[str, Any]:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return {"model_id": new_id, "model_url": f"/models/{new_id}", "base_model": base_id,
-            "method": request["method"], "result": manifest.get("result"), "seconds": manifest.get("seconds")}
+            "method": request["method"], "result": runtime.store.scrub_tree(manifest.get("result")),
+            "seconds": manifest.get("seconds")}
 
 
 # ---------------------------------------------------------------------------------------------- evaluate
@@ -171,4 +172,5 @@ def run_evaluate(runtime: WorkerRuntime, job: JobContext) -> dict[str, Any]:
     report = adapters.run_evaluation(
         models=models, forget_dir=forget_dir, retain_dir=retain_dir, out_dir=out_dir,
         parameters=request.get("parameters") or {}, device=settings.device, progress=job.progress)
-    return {"models": list(models), "report": report}  # the report folder stays on the server
+    # the report folder stays on the server; the report names its sets and models without their paths
+    return {"models": list(models), "report": runtime.store.scrub_tree(report)}
