@@ -59,7 +59,48 @@ return {'run', attempts}
 """
 
 
+# KEYS[1] job, KEYS[2] the owner's set of job ids (or ''); ARGV: limit (0: none), ttl, job key prefix, job id,
+# then field/value pairs. Prunes finished or expired ids from the set, then creates the job unless the owner
+# already has `limit` queued or running jobs. -> {created (1|0), active jobs before}
+_CREATE = """
+local active = 0
+if KEYS[2] ~= '' then
+  for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+    local state = redis.call('HGET', ARGV[3] .. id, 'state')
+    if state == 'queued' or state == 'running' then active = active + 1 else redis.call('SREM', KEYS[2], id) end
+  end
+  if tonumber(ARGV[1]) > 0 and active >= tonumber(ARGV[1]) then return {0, active} end
+  redis.call('SADD', KEYS[2], ARGV[4])
+  redis.call('EXPIRE', KEYS[2], ARGV[2])
+end
+for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return {1, active}
+"""
+
+
+class TooManyJobs(Exception):
+    """The owner already has its limit of queued and running jobs (the gateway answers 429)."""
+
+    def __init__(self, active: int, limit: int):
+        super().__init__(f"this API key already has {active} queued or running jobs (limit {limit}); "
+                         "wait for one to finish or cancel one")
+        self.active, self.limit = active, limit
+
+
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~-])(?:/[\w.@+~-]+){2,}/?")  # /a/b... (one segment, e.g. /models, stays)
+_PATH_TAIL = r"(?:/[\w.@+~-]+)*/?"
+HIDDEN_PATH = "<server path>"
+
+
+def scrub_paths(text: str, private_dirs: tuple[str, ...] = ()) -> str:
+    """`text` with server paths replaced by HIDDEN_PATH: anything under `private_dirs` (as configured,
+    possibly relative, or resolved) and any absolute path of two or more segments."""
+    for folder in sorted(private_dirs, key=len, reverse=True):
+        if folder and folder not in (".", "/"):
+            text = re.sub(re.escape(folder.rstrip("/")) + _PATH_TAIL, HIDDEN_PATH, text)
+    return _ABSOLUTE_PATH.sub(HIDDEN_PATH, text)
 
 
 def new_job_id() -> str:
@@ -93,13 +134,17 @@ class JobStore:
     """Read and change job records. `client` is a `redis.Redis` with `decode_responses=True`."""
 
     def __init__(self, client: redis.Redis, artifacts_dir: Path, ttl_s: int,
-                 inline_max_bytes: int = 2_000_000):
+                 inline_max_bytes: int = 2_000_000, private_dirs: tuple[Path, ...] = ()):
         self.r = client
         self.artifacts_dir = Path(artifacts_dir)
+        folders = (self.artifacts_dir, *map(Path, private_dirs))
+        # messages stored in records are shown to clients: never with these folders (or any absolute path)
+        self.private_dirs = tuple(dict.fromkeys(text for f in folders for text in (str(f), str(f.resolve()))))
         self.ttl_s = int(ttl_s)
         self.inline_max_bytes = int(inline_max_bytes)
         self._transition = client.register_script(_TRANSITION)
         self._start = client.register_script(_START)
+        self._create = client.register_script(_CREATE)
 
     @staticmethod
     def key(job_id: str) -> str:
@@ -107,17 +152,23 @@ class JobStore:
 
     # ------------------------------------------------------------------ gateway side
     def create(self, job_type: str, request: dict[str, Any], model: str | None = None,
-               job_id: str | None = None) -> dict[str, Any]:
-        """Store a new queued job and return its record."""
+               job_id: str | None = None, owner: str = "", max_active: int = 0) -> dict[str, Any]:
+        """Store a new queued job and return its record. `owner` is the creating key's fingerprint; with
+        `max_active` > 0 an owner with that many queued or running jobs gets TooManyJobs (atomic in Redis,
+        so the limit holds across gateway replicas)."""
         if job_type not in JOB_TYPES:
             raise ValueError(f"unknown job type {job_type!r}")
         job_id = job_id or new_job_id()
         fields = {"id": job_id, "type": job_type, "state": "queued", "progress": "0", "attempts": "0",
-                  "created_at": repr(time.time()), "request": json.dumps(request), "model": model or ""}
-        with self.r.pipeline() as pipe:
-            pipe.hset(self.key(job_id), mapping=fields)
-            pipe.expire(self.key(job_id), self.ttl_s)
-            pipe.execute()
+                  "created_at": repr(time.time()), "request": json.dumps(request), "model": model or "",
+                  "owner": owner}
+        args: list[Any] = [max_active, self.ttl_s, f"{PREFIX}:job:", job_id]
+        for name, value in fields.items():
+            args += [name, value]
+        owned = f"{PREFIX}:owner:{owner}:jobs" if owner else ""
+        created, active = self._create(keys=[self.key(job_id), owned], args=args)
+        if not created:
+            raise TooManyJobs(int(active), max_active)
         return self.decode(fields)
 
     def get(self, job_id: str) -> dict[str, Any] | None:
@@ -160,7 +211,7 @@ class JobStore:
     def progress(self, job_id: str, fraction: float, message: str = "") -> bool:
         """Record progress; False when the job is no longer running (cancelled)."""
         fraction = min(max(float(fraction), 0.0), 1.0)
-        applied, _ = self._apply(job_id, ("running",), progress=repr(fraction), message=message[:500],
+        applied, _ = self._apply(job_id, ("running",), progress=repr(fraction), message=self.scrub(message)[:500],
                                  heartbeat_at=repr(time.time()))
         return applied == 1
 
@@ -184,8 +235,9 @@ class JobStore:
         return applied == 1
 
     def fail(self, job_id: str, code: str, message: str) -> bool:
+        error = {"code": code, "message": self.scrub(message)[:2000]}
         applied, _ = self._apply(job_id, ("running",), state="failed", finished_at=repr(time.time()),
-                                 error=json.dumps({"code": code, "message": message[:2000]}))
+                                 error=json.dumps(error))
         return applied == 1
 
     # ------------------------------------------------------------------ housekeeping
@@ -214,6 +266,19 @@ class JobStore:
         return removed
 
     # ------------------------------------------------------------------ helpers
+    def scrub(self, message: str) -> str:
+        return scrub_paths(message, self.private_dirs)
+
+    def scrub_tree(self, value: Any) -> Any:
+        """`value` (JSON-like) with every string scrubbed of server paths (e.g. a report naming its sets)."""
+        if isinstance(value, str):
+            return self.scrub(value)
+        if isinstance(value, dict):
+            return {key: self.scrub_tree(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.scrub_tree(item) for item in value]
+        return value
+
     def _apply(self, job_id: str, allowed: tuple[str, ...], **fields: str) -> tuple[int, str]:
         args: list[Any] = [",".join(allowed), self.ttl_s]
         for name, value in fields.items():
@@ -227,7 +292,8 @@ class JobStore:
             "id": raw["id"], "type": raw["type"], "state": raw["state"],
             "progress": float(raw.get("progress") or 0), "message": raw.get("message") or None,
             "model": raw.get("model") or None, "attempts": int(raw.get("attempts") or 0),
-            "worker": raw.get("worker") or None, "request": json.loads(raw.get("request") or "{}"),
+            "worker": raw.get("worker") or None, "owner": raw.get("owner") or None,
+            "request": json.loads(raw.get("request") or "{}"),
             "error": json.loads(raw["error"]) if raw.get("error") else None, "result": None,
         }
         for name in ("created_at", "started_at", "finished_at", "heartbeat_at"):
@@ -239,6 +305,6 @@ class JobStore:
             if path.is_file():
                 record["result"] = json.loads(path.read_text())
             else:
-                message = f"result file {raw['result_file']} is gone"
+                message = "the stored result is gone (its file was removed)"
                 record["error"] = {"code": "result_missing", "message": message}
         return record

@@ -40,6 +40,9 @@ class HttpMetrics:
         self.latency = Histogram("hmu_http_request_duration_seconds", "HTTP request latency",
                                  ("route", "method"), registry=registry,
                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
+        self.refused = Counter("hmu_requests_refused", "Requests refused by a limit, by reason "
+                               "(unauthenticated body, body_too_large, rate_limited, too_many_jobs)",
+                               ("reason",), registry=registry)
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(route, method, str(status)).inc()

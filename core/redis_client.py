@@ -15,8 +15,9 @@ def require_redis_url(settings: Settings) -> str:
     return settings.redis_url
 
 
-def redis_client(url: str, **options) -> redis.Redis:
-    """A redis-py client for redis://, rediss:// or unix:// URLs with short timeouts (fail fast: 503)."""
-    options = {"decode_responses": True, "socket_connect_timeout": 2, "socket_timeout": 10,
+def redis_client(url: str, timeout_s: float = 0.4, **options) -> redis.Redis:
+    """A redis-py client for redis://, rediss:// or unix:// URLs with short timeouts (fail fast: a hung
+    Redis, e.g. SIGSTOP, costs `timeout_s` per call, then the gateway answers 503)."""
+    options = {"decode_responses": True, "socket_connect_timeout": timeout_s, "socket_timeout": timeout_s,
                "health_check_interval": 15, **options}
     return redis.Redis.from_url(url, **options)

@@ -9,13 +9,18 @@ HumanML3D layout (texts/*.txt, new_joint_vecs/*.npy).
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
 
 from core.settings import Settings
 
-ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+# The one id pattern of models and datasets (API schemas and the registry): a-z 0-9 . _ -, starting with a
+# letter or digit, a dot only between two other characters (so no '..', no path separators), at most
+# ID_MAX_LENGTH characters. No look-ahead: the same pattern works in pydantic, JSON Schema and Python.
+ID_PATTERN = r"^[a-z0-9][a-z0-9_-]*(?:\.[a-z0-9_-]+)*$"
+ID_MAX_LENGTH = 64
 _ID = re.compile(ID_PATTERN)
 BUNDLE_SUFFIXES = (".safetensors", ".json", ".md")
 NATIVE_FORMAT = "hmu-native"
@@ -26,11 +31,28 @@ class NotFound(LookupError):
     """An unknown model or dataset (the gateway answers 404)."""
 
 
+class InvalidId(ValueError):
+    """An id that does not match ID_PATTERN (the gateway answers 422)."""
+
+
+def is_valid_id(name: str) -> bool:
+    return isinstance(name, str) and len(name) <= ID_MAX_LENGTH and _ID.fullmatch(name) is not None
+
+
 def check_id(name: str, what: str = "model") -> str:
-    if not _ID.match(name) or ".." in name:
-        raise ValueError(f"invalid {what} id {name!r}: use 1-64 of a-z 0-9 . _ - "
-                         "(starting with a letter or digit)")
+    if not is_valid_id(name):
+        raise InvalidId(f"invalid {what} id {str(name)[:80]!r}: use 1-{ID_MAX_LENGTH} of a-z 0-9 . _ - "
+                        "(starting with a letter or digit; no '..')")
     return name
+
+
+def resolve_in(root: Path, name: str, what: str = "model") -> Path:
+    """`root/name` for a valid id, checked to stay directly inside `root` (never above or beside it)."""
+    check_id(name, what)
+    path = Path(root) / name
+    if os.path.normpath(path.parent) != os.path.normpath(root) or path.name != name:
+        raise InvalidId(f"invalid {what} id {name!r}")
+    return path
 
 
 def model_roots(settings: Settings) -> list[Path]:
@@ -46,7 +68,7 @@ def model_dir(settings: Settings, model_id: str) -> Path:
     """Folder of a model by id; NotFound when no root holds it."""
     check_id(model_id)
     for root in model_roots(settings):
-        path = root / model_id
+        path = resolve_in(root, model_id)
         if is_model(path):
             return path
     raise NotFound(f"model {model_id!r} not found; GET /models lists the available ones")
@@ -112,7 +134,7 @@ def list_models(settings: Settings) -> list[dict[str, Any]]:
     ids: set[str] = set()
     for root in model_roots(settings):
         if root.is_dir():
-            ids |= {p.name for p in root.iterdir() if _ID.match(p.name) and is_model(p)}
+            ids |= {p.name for p in root.iterdir() if is_valid_id(p.name) and is_model(p)}
     return [model_summary(settings, model_id) for model_id in sorted(ids)]
 
 
@@ -125,8 +147,7 @@ def bundle_files(path: Path) -> list[Path]:
 
 def dataset_dir(settings: Settings, name: str) -> Path:
     """Folder of a named evaluation set with forget/ and retain/ sub-folders."""
-    check_id(name, "dataset")
-    path = Path(settings.datasets_dir) / name
+    path = resolve_in(Path(settings.datasets_dir), name, "dataset")
     if not ((path / "forget").is_dir() and (path / "retain").is_dir()):
         raise NotFound(f"dataset {name!r} not found (expected {name}/forget and {name}/retain "
                        "in the datasets folder)")

@@ -10,8 +10,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-Scope = Literal["generate", "evaluate", "admin"]
-SCOPES: tuple[Scope, ...] = ("generate", "evaluate", "admin")
+Scope = Literal["generate", "evaluate", "models:download", "admin"]
+SCOPES: tuple[Scope, ...] = ("generate", "evaluate", "models:download", "admin")  # README: "API keys and scopes"
 QUEUES: tuple[str, ...] = ("generate", "unlearn", "evaluate")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,6 +50,16 @@ class Settings(BaseSettings):
     job_stale_after_s: float = Field(30.0, gt=0, description="no heartbeat this long: worker presumed dead")
     visibility_timeout_s: int = Field(300, ge=1, description="unacked messages are redelivered after this")
     retry_after_s: int = Field(5, ge=1, description="Retry-After sent with 503 when Redis is unreachable")
+    redis_timeout_s: float = Field(0.4, gt=0, le=30, description="Redis connect and socket timeout: a hung "
+                                   "Redis costs at most this per call (a request makes at most two: 503 < 1 s)")
+
+    # Limits (refused with 413 / 429 and counted in hmu_requests_refused_total)
+    request_max_bytes: int | None = Field(None, ge=1024, description="largest request body, checked while it "
+                                          "streams (chunked too); None: 2 x upload_max_bytes + 1 MiB")
+    json_max_bytes: int = Field(2**20, ge=1024, description="largest JSON request body")
+    rate_limit_per_minute: int = Field(600, ge=0, description="requests per API key per minute, counted in "
+                                       "Redis across gateway replicas; 0: no limit")
+    max_active_jobs_per_key: int = Field(32, ge=0, description="queued + running jobs per API key; 0: no limit")
 
     # Workers
     worker_concurrency: int = Field(4, ge=1, le=64)
@@ -63,6 +73,18 @@ class Settings(BaseSettings):
     upload_max_files: int = Field(20_000, ge=2)
     upload_max_unpacked_bytes: int = Field(512 * 2**20, ge=1024)
     upload_max_frames: int = Field(2_000, ge=1)
+
+    @property
+    def server_dirs(self) -> tuple[Path, ...]:
+        """The configured folders: never shown to clients (job messages are scrubbed of them)."""
+        folders = (self.models_dir, self.weights_dir, self.datasets_dir, self.artifacts_dir, self.data_dir,
+                   self.unlearn_data_dir)
+        return tuple(Path(f) for f in folders if f is not None)
+
+    @property
+    def body_max_bytes(self) -> int:
+        """The request body limit (`request_max_bytes`, or room for two uploads and the form fields)."""
+        return self.request_max_bytes or 2 * self.upload_max_bytes + 2**20
 
     @property
     def open_mode(self) -> bool:

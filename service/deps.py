@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +14,7 @@ from fastapi.security import APIKeyHeader
 from prometheus_client import CollectorRegistry
 
 from core.jobstore import JobStore
+from core.limits import RateLimiter
 from core.metrics import HttpMetrics
 from core.settings import SCOPES, Scope, Settings
 
@@ -27,6 +29,7 @@ class Services:
     celery: Celery
     registry: CollectorRegistry
     http_metrics: HttpMetrics
+    limiter: RateLimiter
 
 
 def get_services(request: Request) -> Services:
@@ -39,30 +42,63 @@ api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
 
 @dataclass(frozen=True)
 class Principal:
-    """The caller: its scopes (all of them in open mode)."""
+    """The caller: its scopes (all of them in open mode) and the fingerprint of its key (its jobs' owner)."""
 
     scopes: frozenset[str]
+    owner: str = ""
 
     def allows(self, scope: Scope) -> bool:
         return scope in self.scopes or "admin" in self.scopes
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.scopes
+
+    def owns(self, record: dict[str, Any]) -> bool:
+        """Whether this caller may see and cancel a job: its own, or any job for an admin key."""
+        return self.is_admin or (bool(self.owner) and record.get("owner") == self.owner)
+
+
+OPEN = Principal(frozenset(SCOPES))
+
+
+def key_fingerprint(key: str) -> str:
+    """A non-secret, stable label of an API key (stored in job records as their owner)."""
+    return "key-" + hashlib.sha256(b"hmu-api-key\0" + key.encode()).hexdigest()[:16]
+
+
+def principal_for(key: str | None, keys: dict[str, list[str]]) -> Principal | None:
+    """The caller of `key` (every key compared in constant time); OPEN without keys; None if not valid."""
+    if not keys:
+        return OPEN
+    if not key:
+        return None
+    scopes: list[str] | None = None
+    for candidate, candidate_scopes in keys.items():
+        if hmac.compare_digest(candidate.encode(), key.encode()):
+            scopes = list(candidate_scopes)
+    return None if scopes is None else Principal(frozenset(scopes), key_fingerprint(key))
 
 
 def authenticate(key: str | None = Security(api_key_header),
                  services: Services = Depends(get_services)) -> Principal:
     """Any valid key (or open mode); 401 otherwise."""
-    keys = services.settings.api_keys
-    if not keys:
-        return Principal(frozenset(SCOPES))
-    if not key:
-        raise HTTPException(401, "missing API key: send it in the X-API-Key header",
-                            headers={"WWW-Authenticate": "ApiKey"})
-    scopes: list[str] | None = None
-    for candidate, candidate_scopes in keys.items():  # compare every key in constant time
-        if hmac.compare_digest(candidate.encode(), key.encode()):
-            scopes = list(candidate_scopes)
-    if scopes is None:
-        raise HTTPException(401, "invalid API key", headers={"WWW-Authenticate": "ApiKey"})
-    return Principal(frozenset(scopes))
+    principal = principal_for(key, services.settings.api_keys)
+    if principal is None:
+        words = "invalid API key" if key else "missing API key: send it in the X-API-Key header"
+        raise HTTPException(401, words, headers={"WWW-Authenticate": "ApiKey"})
+    wait = services.limiter.retry_after(principal.owner)
+    if wait is not None:
+        services.http_metrics.refused.labels("rate_limited").inc()
+        raise HTTPException(429, f"rate limit: this API key sent more than {services.limiter.per_minute} "
+                                 f"requests this minute; retry in {wait} s", headers={"Retry-After": str(wait)})
+    return principal
+
+
+def optional_principal(key: str | None = Security(api_key_header),
+                       services: Services = Depends(get_services)) -> Principal | None:
+    """The caller when it sent a valid key (or in open mode); None otherwise (never refuses)."""
+    return principal_for(key, services.settings.api_keys)
 
 
 def require_scope(scope: Scope, principal: Principal) -> None:

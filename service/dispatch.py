@@ -10,10 +10,10 @@ from fastapi import HTTPException, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from core.jobstore import TERMINAL, new_job_id
+from core.jobstore import TERMINAL, TooManyJobs, new_job_id
 from core.metrics import RedisMetrics
 from core.queue import TASKS
-from service.deps import Services
+from service.deps import Principal, Services
 
 # HTTP status for a job that failed while the client waited for it (POST /generate).
 FAILURE_STATUS = {"bad_request": 422, "not_found": 404, "conflict": 409, "cancelled": 409,
@@ -21,10 +21,17 @@ FAILURE_STATUS = {"bad_request": 422, "not_found": 404, "conflict": 409, "cancel
 
 
 async def submit(services: Services, job_type: str, request: dict[str, Any], model: str | None,
-                 job_id: str | None = None) -> dict[str, Any]:
-    """Store a queued job record, then publish its Celery task (the task id is the job id)."""
+                 owner: Principal, job_id: str | None = None) -> dict[str, Any]:
+    """Store a queued job record owned by `owner`, then publish its Celery task (task id = job id)."""
     job_id = job_id or new_job_id()
-    record = await run_in_threadpool(services.store.create, job_type, request, model, job_id)
+    limit = services.settings.max_active_jobs_per_key
+    try:
+        record = await run_in_threadpool(services.store.create, job_type, request, model, job_id, owner.owner,
+                                         limit)
+    except TooManyJobs as error:
+        services.http_metrics.refused.labels("too_many_jobs").inc()
+        raise HTTPException(429, str(error), headers={"Retry-After": str(services.settings.retry_after_s)}) \
+            from error
     try:
         await run_in_threadpool(services.celery.send_task, TASKS[job_type], args=[job_id], task_id=job_id)
     except Exception:
@@ -51,10 +58,10 @@ def _read(services: Services, job_id: str) -> dict[str, Any] | None:
     return record
 
 
-async def read(services: Services, job_id: str) -> dict[str, Any]:
-    """The job record; 404 when unknown or expired."""
+async def read(services: Services, job_id: str, caller: Principal | None = None) -> dict[str, Any]:
+    """The job record; 404 when unknown, expired, or (for `caller`) another key's job."""
     record = await run_in_threadpool(_read, services, job_id)
-    if record is None:
+    if record is None or (caller is not None and not caller.owns(record)):
         raise HTTPException(404, f"job {job_id} not found (unknown, or expired after its TTL)")
     return record
 

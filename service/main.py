@@ -18,13 +18,16 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from core.jobstore import JobStore
+from core import registry
+from core.jobstore import JobStore, scrub_paths
+from core.limits import RateLimiter
 from core.metrics import HttpMetrics, RedisCollector
 from core.queue import create_celery
 from core.redis_client import redis_client, require_redis_url
 from core.settings import Settings, get_settings
 from models.version import package_version
 from service.deps import Services
+from service.limits import RequestGuard
 from service.routes import evaluate, generate, health, jobs, models, unlearn
 
 log = logging.getLogger("hmu.service")
@@ -44,8 +47,8 @@ def _describe(error: RequestValidationError) -> tuple[str, list[dict]]:
     return f"invalid request: {text}", errors
 
 
-def install_error_handlers(app: FastAPI, retry_after_s: int) -> None:
-    """Clear JSON errors, 503 + Retry-After when Redis is down, never a stack trace."""
+def install_error_handlers(app: FastAPI, retry_after_s: int, private_dirs: tuple[str, ...] = ()) -> None:
+    """Clear JSON errors, 503 + Retry-After when Redis is down, never a stack trace or a server path."""
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
@@ -57,8 +60,12 @@ def install_error_handlers(app: FastAPI, retry_after_s: int) -> None:
         if error.status_code == 400 and error.detail == BODY_PARSE_ERROR:  # e.g. a body that is not UTF-8
             return JSONResponse({"detail": "invalid request: the body could not be decoded (send UTF-8 JSON, "
                                            "or a well-formed multipart form)"}, status_code=422)
-        return JSONResponse({"detail": str(error.detail)}, status_code=error.status_code,
-                            headers=error.headers)
+        return JSONResponse({"detail": scrub_paths(str(error.detail), private_dirs)},
+                            status_code=error.status_code, headers=error.headers)
+
+    @app.exception_handler(registry.InvalidId)  # every route validates ids in its schema; this is a backstop
+    async def invalid_id(_: Request, error: registry.InvalidId) -> JSONResponse:
+        return JSONResponse({"detail": f"invalid request: {error}"}, status_code=422)
 
     for kind in UNAVAILABLE:
         @app.exception_handler(kind)
@@ -76,13 +83,14 @@ def install_error_handlers(app: FastAPI, retry_after_s: int) -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the gateway for `settings` (default: from the environment; HMU_REDIS_URL is required)."""
     settings = settings or get_settings()
-    client = redis_client(require_redis_url(settings))
+    client = redis_client(require_redis_url(settings), settings.redis_timeout_s)
     registry = CollectorRegistry()
     registry.register(RedisCollector(client))
     store = JobStore(client, Path(settings.artifacts_dir), settings.job_ttl_s,
-                     settings.result_inline_max_bytes)
+                     settings.result_inline_max_bytes, settings.server_dirs)
     services = Services(settings=settings, redis=client, store=store, celery=create_celery(settings),
-                        registry=registry, http_metrics=HttpMetrics(registry))
+                        registry=registry, http_metrics=HttpMetrics(registry),
+                        limiter=RateLimiter(client, settings.rate_limit_per_minute))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -94,18 +102,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="hmu", version=package_version(), description=DESCRIPTION, lifespan=lifespan)
     app.state.services = services
-    install_error_handlers(app, settings.retry_after_s)
-    upload_cap = 2 * settings.upload_max_bytes + 2**20
+    install_error_handlers(app, settings.retry_after_s, store.private_dirs)
+    app.add_middleware(RequestGuard, services=services)  # inside `observe`: its refusals are observed too
 
     @app.middleware("http")
     async def observe(request: Request, call_next):
         start, status = time.perf_counter(), 500
         try:
-            length = request.headers.get("content-length")
-            if length and length.isdigit() and int(length) > upload_cap:
-                status = 413
-                detail = f"request body larger than {upload_cap} bytes"
-                return JSONResponse({"detail": detail}, status_code=413)
             response = await call_next(request)
             status = response.status_code
             return response

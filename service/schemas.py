@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from core.registry import ID_PATTERN
+from core.registry import ID_MAX_LENGTH, ID_PATTERN
 from models.common.sampling_config import SamplingConfig
 
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -18,6 +18,11 @@ Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,64}$")]
 ParamValue = Scalar | Annotated[list[Scalar], Field(max_length=64)] | Annotated[dict[Name, Scalar],
                                                                                  Field(max_length=64)]
 Parameters = Annotated[dict[Name, ParamValue], Field(max_length=32)]
+
+
+def id_field(description: str) -> Any:
+    """An optional model or dataset id (the registry's one pattern: no '..', no path separators)."""
+    return Field(None, pattern=ID_PATTERN, max_length=ID_MAX_LENGTH, description=description)
 
 
 class Strict(BaseModel):
@@ -33,7 +38,7 @@ def _not_blank(value: str) -> str:
 # ---------------------------------------------------------------------------------------------- generate
 class GenerateRequest(Strict):
     text: str = Field(min_length=1, max_length=512, description="what the motion shows")
-    model: str | None = Field(None, pattern=ID_PATTERN, max_length=64, description="model id (default model)")
+    model: str | None = id_field("model id (default model)")
     length_frames: int | None = Field(None, ge=40, le=196, description="frames at 20 fps (estimated)")
     num_samples: int = Field(1, ge=1, le=8)
     seed: int | None = Field(None, ge=0, le=2**31 - 1, description="sample i uses seed + i; random if absent")
@@ -102,12 +107,12 @@ class JobStatus(BaseModel):
 
 # ---------------------------------------------------------------------------------------------- unlearn
 class UnlearnRequest(Strict):
-    base_model: str | None = Field(None, pattern=ID_PATTERN, max_length=64, description="default model")
+    base_model: str | None = id_field("default model")
     method: UnlearnMethod
     concept: str | None = Field(None, pattern=r"^[a-z0-9_-]{1,64}$", description="a predefined concept name")
     keywords: list[str] | None = Field(None, min_length=1, max_length=64, description="inline concept words")
     parameters: Parameters = Field(default_factory=dict, description="method-specific settings")
-    new_model_id: str | None = Field(None, pattern=ID_PATTERN, max_length=64, description="id of the result")
+    new_model_id: str | None = id_field("id of the result")
 
     @field_validator("keywords")
     @classmethod
@@ -157,9 +162,11 @@ class Health(BaseModel):
 
 
 class Ready(BaseModel):
+    """Without a valid API key (when keys are configured) only `status` is given."""
+
     status: Literal["ready", "unavailable"]
-    redis: bool
-    workers: list[dict[str, Any]] = Field(default_factory=list)
+    redis: bool | None = None
+    workers: list[dict[str, Any]] | None = None
     detail: str | None = None
 
 
@@ -173,4 +180,4 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": ErrorBody} for status in statuses}
 
 
-AUTH_ERRORS = error_responses(401, 403, 422, 503)  # every authenticated router
+AUTH_ERRORS = error_responses(401, 403, 422, 429, 503)  # every authenticated router (429: rate limit)

@@ -185,8 +185,47 @@ def validate_motion_set(root: Path, limits: Limits) -> dict[str, int]:
     return {"motions": len(vecs), "frames": frames, "feature_dim": dims.pop()}
 
 
+NPY_MAX_HEADER_BYTES = 10_000  # numpy's own default bound on the header dictionary
+
+
+def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
+    """(shape, dtype, data offset) from a .npy header, without reading the array; UploadError if malformed."""
+    npy = np.lib.format
+    readers = {(1, 0): npy.read_array_header_1_0, (2, 0): npy.read_array_header_2_0}
+    try:
+        with path.open("rb") as handle:
+            version = npy.read_magic(handle)
+            if version not in readers:
+                raise UploadError(f"{path.name}: unsupported .npy format version {version}")
+            shape, _, dtype = readers[version](handle, max_header_size=NPY_MAX_HEADER_BYTES)
+            return tuple(shape), dtype, handle.tell()
+    except UploadError:
+        raise
+    except Exception as error:  # numpy may raise ValueError, SyntaxError, tokenize.TokenError, ... on bad input
+        raise UploadError(f"{path.name}: not a valid .npy file (malformed header: "
+                          f"{type(error).__name__})") from error
+
+
+def _check_npy_header(path: Path, max_frames: int) -> None:
+    """Refuse a .npy whose header declares anything but a bounded float (T, D) matrix of the file's size,
+    before any array is allocated (a header may claim (10**8, 263) in a few bytes)."""
+    shape, dtype, offset = _npy_header(path)
+    if dtype.hasobject:
+        raise UploadError(f"{path.name}: not a plain numeric .npy array (object arrays need pickle; refused)")
+    if not np.issubdtype(dtype, np.floating):
+        raise UploadError(f"{path.name}: expected a float array, got {dtype}")
+    if len(shape) != 2 or shape[1] not in FEATURE_DIMS:
+        raise UploadError(f"{path.name}: expected shape (frames, 263) or (frames, 251), got {shape}")
+    if not 1 <= shape[0] <= max_frames:
+        raise UploadError(f"{path.name}: {shape[0]} frames; allowed 1..{max_frames}")
+    expected = offset + shape[0] * shape[1] * dtype.itemsize
+    if path.stat().st_size != expected:
+        raise UploadError(f"{path.name}: the file size does not match its header (truncated or padded)")
+
+
 def load_features(path: Path, max_frames: int) -> np.ndarray:
-    """Load one (T, D) motion safely and check shape, dtype and values."""
+    """Load one (T, D) motion safely and check shape, dtype and values (header checked before loading)."""
+    _check_npy_header(path, max_frames)
     try:
         array = np.load(path, allow_pickle=False)
     except ValueError as error:  # object arrays need pickle: refused

@@ -37,6 +37,12 @@ def npy(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def npy_with_header(header: bytes, data: bytes = b"\0" * 64) -> bytes:
+    """A version 1.0 .npy file with a raw (possibly malformed) header dictionary and a few data bytes."""
+    header = header.ljust(118) + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + data
+
+
 def zip_of(entries: dict[str, bytes], links: dict[str, str] | None = None) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -88,7 +94,11 @@ def crafted_uploads(outside: Path) -> dict[str, tuple[bytes, int, str]]:
     np.savez(npz, a=np.zeros((60, 263), np.float32))
     return {
         "pickled npy": (zip_of(motion_set(np.array([{"x": 1}], dtype=object))), 422, "not a plain numeric"),
-        "npz as npy": (zip_of({**good, "set/new_joint_vecs/m1.npy": npz.getvalue()}), 422, "float array"),
+        "npz as npy": (zip_of({**good, "set/new_joint_vecs/m1.npy": npz.getvalue()}), 422, "not a valid .npy"),
+        "malformed npy header": (zip_of({**good, "set/new_joint_vecs/m1.npy": npy_with_header(b"{'descr': ")}),
+                                 422, "malformed header"),
+        "huge declared shape": (zip_of({**good, "set/new_joint_vecs/m1.npy": npy_with_header(
+            repr({"descr": "<f4", "fortran_order": False, "shape": (10**8, 263)}).encode())}), 422, "frames"),
         "zip bomb": (zip_of({**good, "set/zeros.bin": zeros}), 413, "unpacks to more than"),
         "tar.gz bomb": (tar_of({**good, "set/zeros.bin": zeros}), 413, "unpacks to more than"),
         "pax header bomb": (pax_bomb(4 * MAX_TAR_METADATA_BYTES), 413, "header record"),

@@ -213,7 +213,8 @@ def test_models_list_detail_and_bundle_download(stack):
     detail = http.get("/models/momask-small", headers=GEN).json()
     names = {f["name"] for f in detail["files"]}
     assert "config.json" in names and any(n.endswith(".safetensors") for n in names)
-    response = http.get("/models/momask-small/files", headers=GEN)
+    assert_clear_error(http.get("/models/momask-small/files", headers=GEN), 403, "models:download")
+    response = http.get("/models/momask-small/files", headers=ADMIN)
     assert response.status_code == 200 and response.headers["content-type"] == "application/x-tar"
     with tarfile.open(fileobj=io.BytesIO(response.content)) as archive:
         members = {m.name: archive.extractfile(m).read() for m in archive.getmembers()}
@@ -234,7 +235,7 @@ def test_cancel_queued_job_is_never_run(stack):
         queued = http.post("/generate", headers=GEN, json={"text": "a person sits", "wait_seconds": 0})
         job_id = queued.json()["job_id"]
         assert http.get(f"/jobs/{job_id}", headers=GEN).json()["state"] == "queued"
-        assert_clear_error(http.delete(f"/jobs/{job_id}", headers=EVAL), 403, "generate")
+        assert_clear_error(http.delete(f"/jobs/{job_id}", headers=EVAL), 404, "not found")  # another key's job
         cancelled = http.delete(f"/jobs/{job_id}", headers=GEN)
         assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
         assert cancelled.json()["error"]["code"] == "cancelled"
@@ -250,17 +251,18 @@ def test_cancel_queued_job_is_never_run(stack):
 
 # ---------------------------------------------------------------------------------------------- unlearn
 def test_unlearn_then_generate_with_the_new_model(stack):
-    _, http, _ = stack
+    settings, http, _ = stack
     request = {"method": "lcr", "concept": "violence", "parameters": {"k": 2},
                "new_model_id": "momask-small-nokick"}
     response = http.post("/unlearn", headers=ADMIN, json=request)
     assert response.status_code == 202, response.text
     job = poll(http, response.json()["job_id"], ADMIN, timeout_s=45)
     assert job["state"] == "succeeded", job
+    assert str(Path(settings.models_dir).parent) not in json.dumps(job), "a server path in the job record"
     assert job["result"]["model_id"] == "momask-small-nokick" and job["progress"] == 1.0
     detail = http.get("/models/momask-small-nokick", headers=GEN).json()
     assert detail["provenance"]["method"] == "lcr" and detail["parent"] == "momask-small"
-    bundle = http.get("/models/momask-small-nokick/files", headers=GEN)
+    bundle = http.get("/models/momask-small-nokick/files", headers=ADMIN)
     with tarfile.open(fileobj=io.BytesIO(bundle.content)) as archive:
         names = archive.getnames()
     assert "momask-small-nokick/vq.safetensors" in names
@@ -316,7 +318,7 @@ def real_motion_set(caption: str, clip: str = "012314", n: int = 1) -> dict[str,
 
 
 def test_evaluate_uploaded_sets(stack):
-    _, http, _ = stack
+    settings, http, _ = stack
     files = {"forget": ("forget.zip", motion_archive(real_motion_set("a person kicks", "012314", 3))),
              "retain": ("retain.tgz", motion_archive(real_motion_set("a person walks", "000612", 3), "tar"))}
     data = {"models": "momask-small", "parameters": json.dumps({"repeats": 1, "mm_batches": 0})}
@@ -325,6 +327,8 @@ def test_evaluate_uploaded_sets(stack):
     job = poll(http, response.json()["job_id"], EVAL, timeout_s=45)
     assert job["state"] == "succeeded", job
     report = job["result"]["report"]
+    assert str(Path(settings.artifacts_dir).parent) not in json.dumps(job), "a server path in the job record"
+    assert "artifacts_dir" not in job["result"]
     assert "momask-small" in report["models"]
     assert report["data"]["sets"]["forget"]["items"] == 3 and report["data"]["sets"]["retain"]["items"] == 3
 
@@ -366,7 +370,8 @@ def test_evaluate_rejects_bad_uploads(stack):
 def test_health_ready_and_metrics(stack):
     _, http, worker = stack
     assert http.get("/healthz").status_code == 200
-    ready = http.get("/readyz").json()
+    assert http.get("/readyz").json() == {"status": "ready"}  # no key: no detail
+    ready = http.get("/readyz", headers=GEN).json()
     assert ready["status"] == "ready" and worker in [w["name"] for w in ready["workers"]]
     text = http.get("/metrics").text
     for needle in ['hmu_http_requests_total{method="POST",route="/generate",status="200"}',

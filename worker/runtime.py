@@ -59,9 +59,9 @@ class WorkerRuntime:
         self.settings = settings
         self.name = name or f"hmu-{os.getpid()}"
         self.queues = list(queues or [])
-        self.redis = redis_client(require_redis_url(settings))
+        self.redis = redis_client(require_redis_url(settings), settings.redis_timeout_s)
         self.store = JobStore(self.redis, Path(settings.artifacts_dir), settings.job_ttl_s,
-                              settings.result_inline_max_bytes)
+                              settings.result_inline_max_bytes, settings.server_dirs)
         self.metrics = RedisMetrics(self.redis)
         self.models = ModelCache(settings, self.metrics)
         self.batcher: MicroBatcher | None = None  # set by the generate task wiring

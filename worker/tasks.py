@@ -144,11 +144,13 @@ def run_unlearn(runtime: WorkerRuntime, job: JobContext) -> dict[str, Any]:
         try:
             tmp.rename(final)
         except OSError as error:
-            raise JobError("conflict", f"could not register model {new_id!r}: {error}") from error
+            reason = error.strerror or type(error).__name__  # not str(error): it names the server's folders
+            raise JobError("conflict", f"could not register model {new_id!r}: {reason}") from error
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return {"model_id": new_id, "model_url": f"/models/{new_id}", "base_model": base_id,
-            "method": request["method"], "result": manifest.get("result"), "seconds": manifest.get("seconds")}
+            "method": request["method"], "result": runtime.store.scrub_tree(manifest.get("result")),
+            "seconds": manifest.get("seconds")}
 
 
 # ---------------------------------------------------------------------------------------------- evaluate
@@ -170,4 +172,5 @@ def run_evaluate(runtime: WorkerRuntime, job: JobContext) -> dict[str, Any]:
     report = adapters.run_evaluation(
         models=models, forget_dir=forget_dir, retain_dir=retain_dir, out_dir=out_dir,
         parameters=request.get("parameters") or {}, device=settings.device, progress=job.progress)
-    return {"models": list(models), "report": report, "artifacts_dir": str(out_dir)}
+    # the report folder stays on the server; the report names its sets and models without their paths
+    return {"models": list(models), "report": runtime.store.scrub_tree(report)}

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from core import registry
 from core.jobstore import new_job_id
 from service import dispatch
-from service.deps import Services, get_services, require
+from service.deps import Principal, Services, get_services, require
 from service.schemas import AUTH_ERRORS, JobAccepted, Parameters, error_responses
 from service.uploads import Limits, UploadError, remove_tree, unpack_motion_set
 
@@ -58,7 +58,7 @@ def unpack_sets(services: Services, job_id: str, forget: UploadFile, retain: Upl
     return out
 
 
-@router.post("/evaluate", status_code=202, response_model=JobAccepted, dependencies=[require("evaluate")],
+@router.post("/evaluate", status_code=202, response_model=JobAccepted,
              responses=error_responses(400, 404, 413))
 async def evaluate(
     request: Request,
@@ -66,10 +66,11 @@ async def evaluate(
     forget: Annotated[UploadFile | None, File(description="forget set: .zip/.tar(.gz) with texts/ and "
                                                           "new_joint_vecs/ (HumanML3D layout)")] = None,
     retain: Annotated[UploadFile | None, File(description="retain set, same layout")] = None,
-    dataset: Annotated[str | None, Form(pattern=registry.ID_PATTERN, max_length=64,
+    dataset: Annotated[str | None, Form(pattern=registry.ID_PATTERN, max_length=registry.ID_MAX_LENGTH,
                                         description="a registered dataset instead of uploads")] = None,
     parameters: Annotated[str | None, Form(max_length=4096, description="JSON object of settings")] = None,
     services: Services = Depends(get_services),
+    principal: Principal = require("evaluate"),
 ):
     """Queue an evaluation; the job's result is the report."""
     model_ids = await run_in_threadpool(parse_models, models, services)
@@ -87,6 +88,8 @@ async def evaluate(
             await run_in_threadpool(registry.dataset_dir, services.settings, dataset)
         except registry.NotFound as error:
             raise HTTPException(404, str(error)) from error
+        except registry.InvalidId as error:
+            raise HTTPException(422, str(error)) from error
     elif all(uploads):
         try:
             payload |= await run_in_threadpool(unpack_sets, services, job_id, forget, retain)
@@ -95,7 +98,7 @@ async def evaluate(
     else:
         raise HTTPException(422, "upload both 'forget' and 'retain' archives, or name a registered 'dataset'")
     try:
-        record = await dispatch.submit(services, "evaluate", payload, None, job_id=job_id)
+        record = await dispatch.submit(services, "evaluate", payload, None, principal, job_id=job_id)
     except Exception:  # e.g. Redis down (503): do not leave the unpacked uploads behind
         await run_in_threadpool(remove_tree, Path(services.settings.artifacts_dir) / job_id)
         raise

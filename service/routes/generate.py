@@ -7,25 +7,26 @@ from starlette.concurrency import run_in_threadpool
 
 from core import registry
 from service import dispatch
-from service.deps import Services, get_services, require
+from service.deps import Principal, Services, get_services, require
 from service.schemas import AUTH_ERRORS, GenerateRequest, GenerateResult, JobAccepted, error_responses
 
 router = APIRouter(tags=["generate"], responses=AUTH_ERRORS)
 
 
 @router.post(
-    "/generate", response_model=GenerateResult, dependencies=[require("generate")],
+    "/generate", response_model=GenerateResult,
     responses={202: {"model": JobAccepted, "description": "not finished yet: poll status_url"},
-               **error_responses(404, 409, 500, 501)},
+               **error_responses(404, 409, 413, 500, 501)},
 )
-async def generate(body: GenerateRequest, request: Request, services: Services = Depends(get_services)):
+async def generate(body: GenerateRequest, request: Request, services: Services = Depends(get_services),
+                   principal: Principal = require("generate")):
     """Generate `num_samples` motions for `text`; 200 with the motions, or 202 with the job URL."""
     model_id = body.model or services.settings.default_model
     if not await run_in_threadpool(registry.model_exists, services.settings, model_id):
         raise HTTPException(404, f"model {model_id!r} not found; GET /models lists the available ones")
     payload = {"text": body.text, "length_frames": body.length_frames, "num_samples": body.num_samples,
                "seed": body.seed, "format": body.format, "sampling": body.sampling().to_dict()}
-    record = await dispatch.submit(services, "generate", payload, model_id)
+    record = await dispatch.submit(services, "generate", payload, model_id, principal)
     record = await dispatch.wait(services, record["id"], body.wait_seconds)
     if record["state"] == "succeeded":
         return record["result"]

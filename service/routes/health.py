@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis import RedisError
 
 from models.version import package_version
-from service.deps import Services, get_services
+from service.deps import Principal, Services, get_services, optional_principal
 from service.schemas import Health, Ready
 
 router = APIRouter(tags=["health"])
@@ -29,18 +29,24 @@ def workers(services: Services) -> list[dict]:
     return [json.loads(v) for v in services.redis.mget(keys) if v] if keys else []
 
 
-@router.get("/readyz", response_model=Ready, responses={503: {"model": Ready}})
-def readyz(services: Services = Depends(get_services)):
-    """Readiness: Redis answers. Lists the live workers (jobs wait in their queue while there are none)."""
+@router.get("/readyz", response_model=Ready, response_model_exclude_none=True, responses={503: {"model": Ready}})
+def readyz(services: Services = Depends(get_services), caller: Principal | None = Depends(optional_principal)):
+    """Readiness: Redis answers. With a valid key (or in open mode) also the live workers and details;
+    without one, only the status (no hostnames, pids or Redis errors)."""
     try:
         services.redis.ping()
         live = workers(services)
     except RedisError as error:
         body = Ready(status="unavailable", redis=False, detail=f"Redis unreachable: {error}")
-        return JSONResponse(body.model_dump(), status_code=503,
+        return JSONResponse(_visible(body, caller), status_code=503,
                             headers={"Retry-After": str(services.settings.retry_after_s)})
-    return Ready(status="ready", redis=True, workers=live,
+    body = Ready(status="ready", redis=True, workers=live,
                  detail=None if live else "no worker is running: jobs will wait in their queues")
+    return JSONResponse(_visible(body, caller))
+
+
+def _visible(body: Ready, caller: Principal | None) -> dict:
+    return body.model_dump(exclude_none=True) if caller is not None else {"status": body.status}
 
 
 @router.get("/metrics", response_class=Response,

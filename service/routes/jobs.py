@@ -18,17 +18,19 @@ SCOPE_OF = {"generate": "generate", "evaluate": "evaluate", "unlearn": "admin"}
 
 
 @router.get("/{job_id}", response_model=JobStatus, name="get_job", responses=error_responses(404))
-async def get_job(job_id: JobId, _: Principal = Depends(authenticate),
+async def get_job(job_id: JobId, principal: Principal = Depends(authenticate),
                   services: Services = Depends(get_services)):
-    """Status, progress (0..1), timestamps, and the result or a clear error."""
-    return await dispatch.read(services, job_id)
+    """Status, progress (0..1), timestamps, and the result or a clear error (only the key that created the
+    job, or an admin key, sees it: 404 for the others)."""
+    return await dispatch.read(services, job_id, principal)
 
 
 @router.delete("/{job_id}", response_model=JobStatus, responses=error_responses(404, 409))
 async def cancel_job(job_id: JobId, principal: Principal = Depends(authenticate),
                      services: Services = Depends(get_services)):
-    """Cancel a queued or running job (a running job stops at its next progress check)."""
-    record = await dispatch.read(services, job_id)
+    """Cancel a queued or running job (a running job stops at its next progress check); only the key that
+    created it, or an admin key, may (404 for the others)."""
+    record = await dispatch.read(services, job_id, principal)
     require_scope(SCOPE_OF[record["type"]], principal)
     changed, record = await run_in_threadpool(services.store.cancel, job_id)
     if record is None:

@@ -12,12 +12,12 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from core import registry
-from service.deps import Services, authenticate, get_services
+from service.deps import Principal, Services, authenticate, get_services, require
 from service.schemas import AUTH_ERRORS, ModelDetail, ModelSummary, error_responses
 
 router = APIRouter(prefix="/models", tags=["models"], dependencies=[Depends(authenticate)],
                    responses=AUTH_ERRORS)
-ModelId = Annotated[str, Path(pattern=registry.ID_PATTERN, max_length=64, description="model id")]
+ModelId = Annotated[str, Path(pattern=registry.ID_PATTERN, max_length=registry.ID_MAX_LENGTH, description="model id")]
 
 
 def _lookup(services: Services, model_id: str, what):
@@ -25,6 +25,8 @@ def _lookup(services: Services, model_id: str, what):
         return what(services.settings, model_id)
     except registry.NotFound as error:
         raise HTTPException(404, str(error)) from error
+    except registry.InvalidId as error:
+        raise HTTPException(422, str(error)) from error
 
 
 @router.get("", response_model=list[ModelSummary])
@@ -71,8 +73,9 @@ def tar_stream(folder: FsPath, name: str) -> Iterator[bytes]:
     200: {"content": {"application/x-tar": {}},
           "description": "tar of config.json, *.safetensors, MODEL_CARD.md, manifest.json"},
     **error_responses(404)})
-async def download_model(model_id: ModelId, services: Services = Depends(get_services)):
-    """Download the model bundle (safetensors + JSON + card) as a tar archive."""
+async def download_model(model_id: ModelId, services: Services = Depends(get_services),
+                         _: Principal = require("models:download")):
+    """Download the model bundle (safetensors + JSON + card) as a tar archive (scope `models:download`)."""
     folder = await run_in_threadpool(_lookup, services, model_id, registry.model_dir)
     return StreamingResponse(tar_stream(folder, model_id), media_type="application/x-tar",
                              headers={"Content-Disposition": f'attachment; filename="{model_id}.tar"'})

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from core import registry
 from models.data.concepts import concept_from_keywords, get_concept
 from service import dispatch
-from service.deps import Services, get_services, require
+from service.deps import Principal, Services, get_services, require
 from service.schemas import AUTH_ERRORS, JobAccepted, UnlearnRequest, error_responses
 
 router = APIRouter(tags=["unlearn"], responses=AUTH_ERRORS)
@@ -36,9 +36,10 @@ def check_concept(body: UnlearnRequest) -> None:
         raise HTTPException(422, str(error)) from error
 
 
-@router.post("/unlearn", status_code=202, response_model=JobAccepted, dependencies=[require("admin")],
-             responses=error_responses(404, 409))
-async def unlearn(body: UnlearnRequest, request: Request, services: Services = Depends(get_services)):
+@router.post("/unlearn", status_code=202, response_model=JobAccepted,
+             responses=error_responses(404, 409, 413))
+async def unlearn(body: UnlearnRequest, request: Request, services: Services = Depends(get_services),
+                  principal: Principal = require("admin")):
     """Queue an unlearning job (method lcr | uce | rece | esd | ft) for a concept or inline keywords."""
     settings = services.settings
     base = body.base_model or settings.default_model
@@ -49,5 +50,5 @@ async def unlearn(body: UnlearnRequest, request: Request, services: Services = D
     if await run_in_threadpool(registry.model_exists, settings, target):
         raise HTTPException(409, f"model id {target!r} already exists; choose another new_model_id")
     payload = {**body.model_dump(), "base_model": base, "new_model_id": target}
-    record = await dispatch.submit(services, "unlearn", payload, base)
+    record = await dispatch.submit(services, "unlearn", payload, base, principal)
     return dispatch.accepted(request, record)
