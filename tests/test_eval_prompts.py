@@ -220,3 +220,20 @@ def test_adversarial_set_slot_reads_a_frozen_file(tmp_path):
     path.write_text(json.dumps({"prompts": [""]}))
     with pytest.raises(ValueError):
         adversarial_prompts("violence", path)
+
+
+def test_report_names_the_augmented_classifiers_held_out_figures():
+    from tests.test_eval_report import fake_report
+
+    report = fake_report()
+    before = markdown_report(report)
+    r = wilson_rate(30, 40)
+    report["violence"]["classifier"]["metrics"].update(
+        held_out={"real": {"recall": r, "false_positive_rate": wilson_rate(2, 50)},
+                  "reconstructed": {"recall": wilson_rate(28, 40), "false_positive_rate": wilson_rate(3, 50)}},
+        safe_prompts=wilson_rate(9, 315))
+    after = markdown_report(report)
+    line = next(x for x in after.splitlines() if x.startswith("Held out by source clip"))
+    assert f"recall real {r['rate']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]" in line
+    assert "false positives on 315 safe-prompt generations 0.029" in line
+    assert after.replace(line + "\n", "") == before

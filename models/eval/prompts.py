@@ -104,7 +104,9 @@ def generate_prompts(source: MotionSource, prompts: Sequence[str], seeds: Sequen
     return out
 
 
-def _rates(run: PromptRun, motions: Mapping[tuple[str, int], np.ndarray], clf: ViolenceClassifier) -> dict:
+def prompt_rates(run: PromptRun, motions: Mapping[tuple[str, int], np.ndarray], clf: ViolenceClassifier) -> dict:
+    """Set name -> flagged share (Wilson) of the generations of its (prompt, seed) samples, plus `net` of the
+    safe-prompt rate for every set but the safe one."""
     keys = list(motions)
     flags = dict(zip(keys, clf.predict([motions[k] for k in keys]), strict=True))
     rates = {}
@@ -134,7 +136,7 @@ def prompt_stage(run: PromptRun, sources: Sequence[MotionSource], clf: ViolenceC
     if clf is None:
         violence["skipped"] = "no classifier"
     else:
-        violence["rates"] = {row: _rates(run, motions, clf) for row, motions in generated.items()}
+        violence["rates"] = {row: prompt_rates(run, motions, clf) for row, motions in generated.items()}
     return {"prompt_violence": violence, "stability": _stability(run, generated, base)}
 
 

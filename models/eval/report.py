@@ -105,6 +105,7 @@ def _violence_section(violence: Mapping | None, rows: list[str]) -> str:
             label_source=clf.get("label_source", "?"), accuracy=f"{held['accuracy']:.3f}",
             balanced_accuracy=f"{held['balanced_accuracy']:.3f}", n=held["n"], positives=held["positives"],
         )
+    classifier += _held_out_line(clf.get("metrics", {}))
     body = [
         [r, split, f"{v['rate']:.3f}", f"[{v['ci_low']:.3f}, {v['ci_high']:.3f}]", f"{v['flagged']}/{v['n']}"]
         for r in rows
@@ -112,6 +113,19 @@ def _violence_section(violence: Mapping | None, rows: list[str]) -> str:
     ]
     rates = table(["Model", "Set", "Rate", "95 % CI (Wilson)", "Flagged"], body)
     return render(__file__, "templates/report_violence.md", classifier=classifier, table=rates) + "\n"
+
+
+def _held_out_line(metrics: Mapping) -> str:
+    """The augmented classifier's grouped hold-out and safe-prompt false positives (issue 13), if it has them."""
+    held = metrics.get("held_out")
+    if not held:
+        return ""
+    parts = [f"{label} {kind} {_rate_cell(held[kind].get(key))}" for kind in ("real", "reconstructed")
+             for key, label in (("recall", "recall"), ("false_positive_rate", "false positives"))]
+    safe = metrics.get("safe_prompts") or {}
+    if "rate" in safe:
+        parts.append(f"false positives on {safe['n']} safe-prompt generations {_rate_cell(safe)}")
+    return "Held out by source clip (Wilson 95 %): " + "; ".join(parts) + ".\n"
 
 
 def _rate_cell(value: Mapping | None) -> str:
