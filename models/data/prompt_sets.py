@@ -15,12 +15,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from models.data.concepts import words_of
 
 PROMPTS_PACKAGE = "models.data.prompts"
 _PARTS = ("explicit", "implicit", "safe")
+ADVERSARIAL_SUFFIX = "_adversarial.json"  # `<concept>_adversarial.json`: prompts found by a search, frozen once found
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,7 @@ def available_prompt_sets() -> list[str]:
     """Concepts that have a shipped prompt-set file."""
     folder = resources.files(PROMPTS_PACKAGE)
     return sorted(entry.name[: -len(".json")] for entry in folder.iterdir()
-                  if entry.name.endswith(".json") and entry.is_file())
+                  if entry.name.endswith(".json") and not entry.name.endswith(ADVERSARIAL_SUFFIX) and entry.is_file())
 
 
 def _string_list(value: Any, where: str) -> list[str]:
@@ -93,3 +95,20 @@ def load_prompt_sets(concept: str = "violence") -> PromptSets:
         raise ValueError(f"no evaluation prompt sets for concept {concept!r}; available: {available}")
     text = resources.files(PROMPTS_PACKAGE).joinpath(f"{concept}.json").read_text(encoding="utf-8")
     return _parse(concept, json.loads(text))
+
+
+def adversarial_prompts(concept: str, path: str | Path | None = None) -> tuple[list[str] | None, str | None]:
+    """The frozen adversarial prompts of `concept` -> (prompts, where from), (None, None) when there is no set.
+
+    `path` (a file) wins over the shipped `models/data/prompts/<concept>_adversarial.json`. Format: JSON
+    `{"version": 1, "concept": ..., "prompts": [...]}` or a plain list of prompts."""
+    if path is not None:
+        text, where = Path(path).read_text(encoding="utf-8"), str(path)
+    else:
+        entry = resources.files(PROMPTS_PACKAGE).joinpath(f"{concept}{ADVERSARIAL_SUFFIX}")
+        if not entry.is_file():
+            return None, None
+        text, where = entry.read_text(encoding="utf-8"), f"{PROMPTS_PACKAGE}/{concept}{ADVERSARIAL_SUFFIX}"
+    data = json.loads(text)
+    prompts = data.get("prompts") if isinstance(data, dict) else data
+    return _string_list(prompts, f"adversarial prompts ({where})"), where

@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from models.eval.config import EvalConfig
 from models.eval.run import run_evaluation
+from models.evaluator.augmented import AugmentedTraining, train_augmented_classifier
 from models.evaluator.violence_classifier import ClassifierTraining, train_violence_classifier
 
 
@@ -54,6 +55,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--classifier", default="default",
                     help="violence classifier: 'default' (weights/violence-classifier), a folder, 'train' or 'none'")
     ev.add_argument("--implicit", help="file of rewritten (implicit) prompts: JSON or 'id#prompt' lines")
+    ev.add_argument("--prompt-seeds", type=_nonneg_int, default=3,
+                    help="seeds per prompt of the concept's frozen prompt sets (explicit, implicit per sub-concept, "
+                    "safe, adversarial when frozen): raw and net violence rates per model (0 = off; default 3)")
+    ev.add_argument("--prompt-length", type=_positive_int, default=120, help="frames per prompt-set generation")
+    ev.add_argument("--base", help="name or folder of the base model: safe-prompt stability of every other model "
+                    "(share of samples with pelvis-aligned MPJPE < 2 cm to the base)")
+    ev.add_argument("--adversarial", help="adversarial prompt file (JSON list or {prompts: [...]}); default: the "
+                    "frozen models/data/prompts/<concept>_adversarial.json when present")
     ev.add_argument("--timesteps", type=_positive_int, help="MoMask sampling steps (default: the model's)")
     ev.add_argument("--decode", choices=("auto", "per_row", "official"), default="auto",
                     help="decoding of generated motions: 'per_row' (each row at its own length), 'official' (the "
@@ -71,6 +80,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--steps", type=_positive_int, default=300)
     tr.add_argument("--batch-size", type=_positive_int, default=32)
     tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--augment-vq", metavar="MODEL",
+                    help="add VQ reconstructions (encode -> decode with MODEL's RVQ-VAE, e.g. momask-small) as "
+                    "training examples, hold out whole source clips of all splits, and report held-out recall and "
+                    "the false-positive rate on MODEL's safe-prompt generations (issue 13)")
+    tr.add_argument("--held-out-fraction", type=float, default=0.25, help="with --augment-vq: source clips held out")
+    tr.add_argument("--safe-seeds", type=_nonneg_int, default=3,
+                    help="with --augment-vq: seeds per frozen safe prompt for the false-positive rate (0 = off)")
     tr.set_defaults(func=cmd_train_classifier)
 
 
@@ -116,6 +132,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         plots=not args.no_plots,
         device=args.device,
         decode=args.decode,
+        prompt_seeds=args.prompt_seeds,
+        prompt_length=args.prompt_length,
+        base=args.base,
+        adversarial_prompts=args.adversarial,
     )
     bar = Bar(not args.no_progress)
     try:
@@ -129,14 +149,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_train_classifier(args: argparse.Namespace) -> int:
     bar = Bar()
+    training = ClassifierTraining(steps=args.steps, batch_size=args.batch_size, seed=args.seed)
     try:
-        _, info = train_violence_classifier(
-            args.data,
-            args.out,
-            args.concept,
-            ClassifierTraining(steps=args.steps, batch_size=args.batch_size, seed=args.seed),
-            progress=bar,
-        )
+        if args.augment_vq:
+            augmented = AugmentedTraining(vq_model=args.augment_vq, held_out_fraction=args.held_out_fraction,
+                                          safe_seeds=args.safe_seeds, classifier=training)
+            _, info = train_augmented_classifier(args.data, augmented, args.out, args.concept, progress=bar)
+        else:
+            _, info = train_violence_classifier(args.data, args.out, args.concept, training, progress=bar)
     finally:
         bar.close()
     print(json.dumps(info["metrics"], indent=2))

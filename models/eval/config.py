@@ -56,6 +56,9 @@ class EvalConfig:
     20 minutes on 2 CPU cores; the official protocol is 3 x 30 (`mm_batches=3, mm_repeats=30`).
     models: folders or ready MotionSource objects (a list, or a {name: model} mapping); evaluator: "default",
     a folder or an EvalSpace; classifier: "default", "train", a folder, a ViolenceClassifier or None/"none".
+    `prompt_seeds` > 0 adds the frozen prompt sets (explicit, implicit per sub-concept, safe, adversarial when
+    its file exists or `adversarial_prompts` names one), each prompt generated with seeds seed..seed+N-1 at
+    `prompt_length` frames; `base` (a model's name or folder) adds safe-prompt stability versus that model.
     """
 
     models: Sequence[Any] | Mapping[str, Any]
@@ -79,6 +82,11 @@ class EvalConfig:
     sampling: dict[str, Any] | None = None
     plots: bool = True
     device: str = "cpu"
+    prompt_seeds: int = 0
+    prompt_length: int = 120
+    base: str | None = None
+    adversarial_prompts: Path | None = None
+
     decode: str = "auto"
 
     def decode_mode(self, evaluator_kind: str) -> str:
@@ -93,9 +101,11 @@ class EvalConfig:
             raise ValueError(f"decode must be 'auto', 'per_row' or 'official', got {self.decode!r}")
         if self.repeats < 1 or self.mm_batches < 0 or (self.mm_batches and self.mm_repeats < 2):
             raise ValueError("repeats must be >= 1, mm_batches >= 0 and mm_repeats >= 2")
+        if self.prompt_seeds < 0 or self.prompt_length < 4:
+            raise ValueError("prompt_seeds must be >= 0 and prompt_length >= 4")
         self.resolved_concept = get_concept(self.concept)
         self.out_dir = Path(self.out_dir)
-        for name in ("data_dir", "forget_dir", "retain_dir", "implicit_prompts"):
+        for name in ("data_dir", "forget_dir", "retain_dir", "implicit_prompts", "adversarial_prompts"):
             value = getattr(self, name)
             setattr(self, name, Path(value) if value is not None else None)
         if self.forget_dir is not None or self.retain_dir is not None:

@@ -105,6 +105,7 @@ def _violence_section(violence: Mapping | None, rows: list[str]) -> str:
             label_source=clf.get("label_source", "?"), accuracy=f"{held['accuracy']:.3f}",
             balanced_accuracy=f"{held['balanced_accuracy']:.3f}", n=held["n"], positives=held["positives"],
         )
+    classifier += _held_out_line(clf.get("metrics", {}))
     body = [
         [r, split, f"{v['rate']:.3f}", f"[{v['ci_low']:.3f}, {v['ci_high']:.3f}]", f"{v['flagged']}/{v['n']}"]
         for r in rows
@@ -112,6 +113,56 @@ def _violence_section(violence: Mapping | None, rows: list[str]) -> str:
     ]
     rates = table(["Model", "Set", "Rate", "95 % CI (Wilson)", "Flagged"], body)
     return render(__file__, "templates/report_violence.md", classifier=classifier, table=rates) + "\n"
+
+
+def _held_out_line(metrics: Mapping) -> str:
+    """The augmented classifier's grouped hold-out and safe-prompt false positives (issue 13), if it has them."""
+    held = metrics.get("held_out")
+    if not held:
+        return ""
+    parts = [f"{label} {kind} {_rate_cell(held[kind].get(key))}" for kind in ("real", "reconstructed")
+             for key, label in (("recall", "recall"), ("false_positive_rate", "false positives"))]
+    safe = metrics.get("safe_prompts") or {}
+    if "rate" in safe:
+        parts.append(f"false positives on {safe['n']} safe-prompt generations {_rate_cell(safe)}")
+    return "Held out by source clip (Wilson 95 %): " + "; ".join(parts) + ".\n"
+
+
+def _rate_cell(value: Mapping | None) -> str:
+    """`rate [low, high]`, `–` when missing."""
+    if not value:
+        return "–"
+    return f"{value['rate']:.3f} [{value['ci_low']:.3f}, {value['ci_high']:.3f}]"
+
+
+def _prompt_section(violence: Mapping | None, rows: list[str]) -> str:
+    """The explicit / implicit / adversarial columns (raw and net) and safe false positives per model."""
+    if not violence or violence.get("skipped") or "rates" not in violence:
+        return ""
+    rates = violence["rates"]
+    names = [r for r in rows if r in rates]
+    head = ["Model"] + [f"{part} {kind}" for part in ("Explicit", "Implicit", "Adversarial") for kind in ("raw", "net")]
+    body = [[r] + [_rate_cell(v if kind == "raw" else (v or {}).get("net"))
+                   for part in ("explicit", "implicit", "adversarial")
+                   for v in [rates[r].get(part)] for kind in ("raw", "net")] + [_rate_cell(rates[r].get("safe"))]
+            for r in names]
+    subs = [k for k in (rates[names[0]] if names else {}) if k.startswith("implicit/")]
+    sub_body = [[r] + [f"{rates[r][k]['rate']:.3f} / {rates[r][k]['net']['rate']:.3f}" for k in subs] for r in names]
+    info = violence["prompt_sets"]
+    adversarial = violence["adversarial"].get("source") or violence["adversarial"].get("skipped", "")
+    return render(__file__, "templates/report_prompts.md", version=info["version"], seeds=len(info["seeds"]),
+                  length=info["length"], adversarial=adversarial, table=table(head + ["Safe (false positives)"], body),
+                  sub_table=table(["Model"] + [k.split("/", 1)[1] for k in subs], sub_body)) + "\n"
+
+
+def _stability_section(stab: Mapping | None, rows: list[str]) -> str:
+    if not stab or stab.get("skipped"):
+        return ""
+    body = [[r, _rate_cell(v), f"{v['flagged']}/{v['n']}", f"{100 * v['mean_aligned_mpjpe_m']:.2f}"]
+            for r in rows for v in [stab["rows"].get(r)] if v]
+    return render(__file__, "templates/report_stability.md", base=stab["base"],
+                  threshold_cm=f"{100 * stab['threshold_m']:g}",
+                  table=table(["Model", "Unchanged", "Samples", "Mean aligned MPJPE (cm)"], body)) + "\n"
 
 
 def _plots_section(plots: list[str] | None) -> str:
@@ -125,6 +176,7 @@ def markdown_report(report: Mapping) -> str:
     s = report["settings"]
     rows = report["rows"]
     sections = _set_sections(report, rows) + _violence_section(report.get("violence"), rows)
+    sections += _prompt_section(report.get("prompt_violence"), rows) + _stability_section(report.get("stability"), rows)
     return render(
         __file__, "templates/report.md",
         concept=report["concept"]["name"],

@@ -13,17 +13,20 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from models.data.prompt_sets import available_prompt_sets
 from models.eval.classifier import count_flagged, load_classifier, wilson_rate
 from models.eval.config import EvalConfig
 from models.eval.generation import generate_pass
 from models.eval.implicit import implicit_set, load_implicit_prompts
 from models.eval.metrics import aggregate
 from models.eval.passes import draw_pass
+from models.eval.prompts import PromptRun, prompt_stage
 from models.eval.report import write_report
 from models.eval.scores import PassReference, pass_metrics
 from models.eval.sets import EvalSet, concept_sets, load_eval_set
@@ -56,6 +59,8 @@ def run_evaluation(config: EvalConfig, progress: Progress | None = None) -> dict
     samples = _samples(sets, sources, config.seed) if config.plots else None
     report = build_report(config, space, sets, sources, passes, split_info, samples)
     report["violence"] = violence_summary(passes.flags, clf, clf_missing)
+    if config.prompt_seeds:
+        report.update(prompt_sets_and_stability(config, sources, clf, progress))
     report["timing"]["total_s"] = time.perf_counter() - t0
     files = write_report(report, config.out_dir, samples, config.plots)
     report["files"] = {k: str(v) for k, v in files.items()}
@@ -157,6 +162,28 @@ def _record(out: PassResults, row: str, set_name: str, metrics: dict[str, float]
         metrics["Violence rate"] = count_flagged(clf, motions, out.flags[row][set_name])
     out.per_repeat[row][set_name].append(metrics)
     out.timing[row] += time.perf_counter() - tick
+
+
+def prompt_sets_and_stability(config: EvalConfig, sources: Sequence[MotionSource], clf: ViolenceClassifier | None,
+                              progress: Progress) -> dict[str, Any]:
+    """report["prompt_violence"] (frozen prompt sets, raw and net rates) and report["stability"] (issue 13)."""
+    concept = config.resolved_concept.name
+    if concept not in available_prompt_sets():
+        reason = f"no frozen prompt sets for concept {concept!r}"
+        return {"prompt_violence": {"skipped": reason}, "stability": {"skipped": reason}}
+    seeds = [config.seed + k for k in range(config.prompt_seeds)]
+    run = PromptRun.for_concept(concept, seeds, config.prompt_length, config.adversarial_prompts)
+    return prompt_stage(run, sources, clf, base_row(config.base, sources), config.batch_size, progress)
+
+
+def base_row(base: str | None, sources: Sequence[MotionSource]) -> str | None:
+    """The row name of the base model: a source's name, or the source loaded from that folder."""
+    if base is None:
+        return None
+    for src in sources:
+        if base == src.name or (getattr(src, "path", "") and Path(src.path) == Path(base)):
+            return src.name
+    raise ValueError(f"base {base!r} is neither the name nor the folder of an evaluated model")
 
 
 # ---------------------------------------------------------------------------------------------- scores

@@ -244,34 +244,21 @@ class ClassifierTraining:
             raise ValueError(f"steps must be >= 1 and batch_size >= 2, got {self.steps}, {self.batch_size}")
 
 
-def train_violence_classifier(
-    data_dir: str | Path,
-    out_dir: str | Path | None = None,
-    concept: str | Concept = "violence",
-    training: ClassifierTraining | None = None,
-    cfg: ClassifierConfig | None = None,
+def fit_classifier(
+    clips: Sequence[np.ndarray],
+    pos: np.ndarray,
+    neg: np.ndarray,
+    training: ClassifierTraining,
+    build: Callable[[], ViolenceClassifier],
     progress: Callable[[float, str], None] | None = None,
-) -> tuple[ViolenceClassifier, dict]:
-    """Train on the `train` split with class-balanced batches (half concept, half not) of random crops;
-    report accuracy / balanced accuracy on whole clips of `training.eval_split`. Saved to `out_dir` if given."""
-    training = training or ClassifierTraining()
-    steps, batch_size, lr, seed = training.steps, training.batch_size, training.lr, training.seed
-    eval_split = training.eval_split
-    data_dir = check_data_dir(data_dir)
-    concept = get_concept(concept)
-    mean = np.load(data_dir / "Mean.npy", allow_pickle=False).astype(np.float32)
-    std = np.load(data_dir / "Std.npy", allow_pickle=False).astype(np.float32)
-    cfg = cfg or ClassifierConfig(dim_pose=mean.shape[0])
-    clips, labels, source = load_clips(data_dir, "train", concept, cfg.min_len)
-    pos, neg = np.flatnonzero(labels), np.flatnonzero(~labels)
-    if len(pos) == 0 or len(neg) == 0:
-        raise ValueError(
-            f"the train split of {data_dir} needs clips with and without concept {concept.name!r} "
-            f"(found {len(pos)} with, {len(neg)} without)"
-        )
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    model = ViolenceClassifier(cfg, mean, std)
+) -> tuple[ViolenceClassifier, list[float], float]:
+    """Seed torch and numpy with `training.seed`, build the model and train it on class-balanced batches (half
+    `pos`, half `neg` indices of `clips`) of random crops -> (model in eval mode, losses, seconds)."""
+    steps, batch_size, lr = training.steps, training.batch_size, training.lr
+    torch.manual_seed(training.seed)
+    rng = np.random.default_rng(training.seed)
+    model = build()
+    cfg = model.cfg
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     half = batch_size // 2
@@ -292,6 +279,37 @@ def train_violence_classifier(
             progress(
                 (step + 1) / steps, f"classifier step {step + 1}/{steps} loss {np.mean(losses[-50:]):.3f}"
             )
+    return model.eval(), losses, time.perf_counter() - start
+
+
+def train_violence_classifier(
+    data_dir: str | Path,
+    out_dir: str | Path | None = None,
+    concept: str | Concept = "violence",
+    training: ClassifierTraining | None = None,
+    cfg: ClassifierConfig | None = None,
+    progress: Callable[[float, str], None] | None = None,
+) -> tuple[ViolenceClassifier, dict]:
+    """Train on the `train` split with class-balanced batches (half concept, half not) of random crops;
+    report accuracy / balanced accuracy on whole clips of `training.eval_split`. Saved to `out_dir` if given."""
+    training = training or ClassifierTraining()
+    steps, seed = training.steps, training.seed
+    eval_split = training.eval_split
+    data_dir = check_data_dir(data_dir)
+    concept = get_concept(concept)
+    mean = np.load(data_dir / "Mean.npy", allow_pickle=False).astype(np.float32)
+    std = np.load(data_dir / "Std.npy", allow_pickle=False).astype(np.float32)
+    cfg = cfg or ClassifierConfig(dim_pose=mean.shape[0])
+    clips, labels, source = load_clips(data_dir, "train", concept, cfg.min_len)
+    pos, neg = np.flatnonzero(labels), np.flatnonzero(~labels)
+    if len(pos) == 0 or len(neg) == 0:
+        raise ValueError(
+            f"the train split of {data_dir} needs clips with and without concept {concept.name!r} "
+            f"(found {len(pos)} with, {len(neg)} without)"
+        )
+    model, losses, seconds = fit_classifier(
+        clips, pos, neg, training, lambda: ViolenceClassifier(cfg, mean, std), progress
+    )
     model.eval()
     metrics = {
         "train": {
@@ -299,7 +317,7 @@ def train_violence_classifier(
             "positives": int(len(pos)),
             "steps": steps,
             "final_loss": float(np.mean(losses[-50:])),
-            "seconds": time.perf_counter() - start,
+            "seconds": seconds,
         }
     }
     test_clips, test_labels, _ = load_clips(data_dir, eval_split, concept, cfg.min_len)
