@@ -86,7 +86,6 @@ class EvalConfig:
     prompt_length: int = 120
     base: str | None = None
     adversarial_prompts: Path | None = None
-
     decode: str = "auto"
 
     def decode_mode(self, evaluator_kind: str) -> str:
