@@ -12,7 +12,8 @@ from models.common.sampling_config import SamplingConfig
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 JobType = Literal["generate", "unlearn", "evaluate"]
 MotionFormat = Literal["joints", "features", "bvh"]
-UnlearnMethod = Literal["lcr", "uce", "rece", "esd", "ft"]
+UnlearnMethod = Literal["lcr", "uce", "rece", "esd", "ft", "code_ban"]
+DEFAULT_UNLEARN_METHOD = "code_ban"  # the recommended method (BENCHMARKS.md, issue 13)
 Scalar = bool | int | Annotated[float, Field(allow_inf_nan=False)] | Annotated[str, Field(max_length=256)]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,64}$")]
 ParamValue = Scalar | Annotated[list[Scalar], Field(max_length=64)] | Annotated[dict[Name, Scalar],
@@ -108,7 +109,8 @@ class JobStatus(BaseModel):
 # ---------------------------------------------------------------------------------------------- unlearn
 class UnlearnRequest(Strict):
     base_model: str | None = id_field("default model")
-    method: UnlearnMethod
+    method: UnlearnMethod = Field(DEFAULT_UNLEARN_METHOD, description="unlearning method; default code_ban "
+                                  "(recommended); the paper's lcr, uce, rece, esd, ft stay selectable")
     concept: str | None = Field(None, pattern=r"^[a-z0-9_-]{1,64}$", description="a predefined concept name")
     keywords: list[str] | None = Field(None, min_length=1, max_length=64, description="inline concept words")
     parameters: Parameters = Field(default_factory=dict, description="method-specific settings")

@@ -124,3 +124,16 @@ def test_malformed_files_are_refused(data, message) -> None:
 
     with pytest.raises(ValueError, match=message):
         _parse("custom", data)
+
+
+def test_training_probes_never_are_evaluation_prompts(sets: PromptSets) -> None:
+    from models.data.prompt_sets import probe_prompts
+
+    violent, safe = probe_prompts("violence")
+    assert len(violent) >= 60 and len(safe) >= 60
+    evaluation = {normalise(p) for p in sets.explicit + sets.implicit_all + sets.safe}
+    probes = [normalise(p) for p in violent + safe]
+    assert not evaluation & set(probes) and len(set(probes)) == len(probes)
+    assert "violence_probes" not in available_prompt_sets()
+    with pytest.raises(ValueError, match="no probe prompts"):
+        probe_prompts("dance")

@@ -44,6 +44,7 @@ class BAMMTransformer(CondTransformerBase):
         self.output_process = OutputProcess(cfg.latent_dim, cfg.num_tokens + 1)
         self.token_emb = nn.Embedding(cfg.num_tokens + 3, cfg.code_dim)
         self.apply(init_weights)
+        self.add_code_suppression(cfg.num_tokens + 1)
 
     # ------------------------------------------------------------------ forward
     def forward_logits(self, ids: torch.Tensor, cond: torch.Tensor, cond_idx: torch.Tensor | None = None,
@@ -102,6 +103,7 @@ class BAMMTransformer(CondTransformerBase):
                 logits = self.forward_with_cond_scale(ids, cond, cond_idx, cond_scale, force_mask, at=k)[:, 0]
             else:
                 logits = step_logits(ids[:, k - 1] if k else None)                           # (B, K+1)
+            logits = self.suppress(logits, cond)
             if not allow_end:
                 logits = logits[:, :self.end_id]
             drawn = categorical_sample(logits.unsqueeze(1), 1.0, generator, active.long()).squeeze(1)

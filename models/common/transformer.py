@@ -9,6 +9,7 @@ from typing import TypeVar
 import torch
 from torch import nn
 
+from models.common.code_suppression import CodeSuppression
 from models.common.gpt_blocks import PreNormBlocks
 from models.common.heads import InputProcess
 from models.common.masks import drop_cond
@@ -69,6 +70,18 @@ class CondTransformerBase(nn.Module):
         stack = PreNormBlocks if cfg.trans == "t2mgpt" else build_encoder
         self.seqTransEncoder = stack(cfg.latent_dim, cfg.num_heads, cfg.ff_size, cfg.dropout, cfg.num_layers)
         self.cond_emb = nn.Linear(cfg.cond_dim, cfg.latent_dim)
+        self.code_suppression: CodeSuppression | None = None  # see `add_code_suppression`
+
+    def add_code_suppression(self, num_classes: int) -> None:
+        """Give the model the CodeSuppression its config asks for (`cfg.suppression_directions` > 0); call
+        after the output head is built. `num_classes` = the head's output size."""
+        if self.cfg.suppression_directions:
+            self.code_suppression = CodeSuppression(self.cfg.suppression_directions, self.cfg.cond_dim, num_classes)
+
+    def suppress(self, logits: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """Guided logits (B, ..., K) with the suppressed codes removed for prompts the gate catches (identity
+        without a CodeSuppression)."""
+        return logits if self.code_suppression is None else self.code_suppression(logits, cond)
 
     def check_cond(self, cond: torch.Tensor) -> None:
         """Raise a ValueError unless cond is (B, cond_dim) floating point."""

@@ -25,6 +25,7 @@ class TransformerConfig(DictConfig):
     share_weight: bool = True     # residual model only
     shared_codebook: bool = False  # residual model only (= VQConfig.shared_codebook)
     trans: str = "official"       # BAMM's `--trans`: "official" (nn.TransformerEncoder) or "t2mgpt" (pre-norm GPT)
+    suppression_directions: int = 0  # base layer: gate directions of a CodeSuppression (0 = none; code_ban)
 
     def to_dict(self) -> dict:
         """asdict, leaving out `trans` when it is "official" (configs written before the option existed stay
@@ -32,11 +33,16 @@ class TransformerConfig(DictConfig):
         d = super().to_dict()
         if d["trans"] == "official":
             del d["trans"]
+        if not d["suppression_directions"]:
+            del d["suppression_directions"]
         return d
 
     def __post_init__(self) -> None:
         if self.trans not in TRANS_STACKS:
             raise ValueError(f"TransformerConfig.trans must be one of {TRANS_STACKS}, got {self.trans!r}")
+        if not 0 <= int(self.suppression_directions) <= 64:
+            raise ValueError(f"TransformerConfig.suppression_directions must be in 0..64, got "
+                             f"{self.suppression_directions}")
         positive = ("code_dim", "latent_dim", "ff_size", "num_layers", "num_heads", "cond_dim", "num_tokens")
         for name in positive:
             if int(getattr(self, name)) < 1:

@@ -23,6 +23,7 @@ from models.data.concepts import words_of
 PROMPTS_PACKAGE = "models.data.prompts"
 _PARTS = ("explicit", "implicit", "safe")
 ADVERSARIAL_SUFFIX = "_adversarial.json"  # `<concept>_adversarial.json`: prompts found by a search, frozen once found
+PROBES_SUFFIX = "_probes.json"  # training prompts of code_ban, never evaluation prompts
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def available_prompt_sets() -> list[str]:
     """Concepts that have a shipped prompt-set file."""
     folder = resources.files(PROMPTS_PACKAGE)
     return sorted(entry.name[: -len(".json")] for entry in folder.iterdir()
-                  if entry.name.endswith(".json") and not entry.name.endswith(ADVERSARIAL_SUFFIX) and entry.is_file())
+                  if entry.name.endswith(".json") and not entry.name.endswith((ADVERSARIAL_SUFFIX, PROBES_SUFFIX)) and entry.is_file())
 
 
 def _string_list(value: Any, where: str) -> list[str]:
@@ -112,3 +113,14 @@ def adversarial_prompts(concept: str, path: str | Path | None = None) -> tuple[l
     data = json.loads(text)
     prompts = data.get("prompts") if isinstance(data, dict) else data
     return _string_list(prompts, f"adversarial prompts ({where})"), where
+
+
+def probe_prompts(concept: str) -> tuple[list[str], list[str]]:
+    """The shipped *training* prompts of `concept` (`<concept>_probes.json`: violent, safe) used by the code_ban
+    unlearning method; ValueError when there are none. Disjoint from the evaluation sets (tested)."""
+    entry = resources.files(PROMPTS_PACKAGE).joinpath(f"{concept}{PROBES_SUFFIX}")
+    if not entry.is_file():
+        raise ValueError(f"no probe prompts for concept {concept!r} ({PROMPTS_PACKAGE}/{concept}{PROBES_SUFFIX})")
+    data = json.loads(entry.read_text(encoding="utf-8"))
+    where = f"probe prompts of {concept!r}"
+    return _string_list(data.get("violent"), f"{where}: 'violent'"), _string_list(data.get("safe"), f"{where}: 'safe'")

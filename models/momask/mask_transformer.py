@@ -43,6 +43,7 @@ class MaskTransformer(CondTransformerBase):
         self.output_process = OutputProcess(cfg.latent_dim, cfg.num_tokens)
         self.token_emb = nn.Embedding(cfg.num_tokens + 2, cfg.code_dim)
         self.apply(init_weights)
+        self.add_code_suppression(cfg.num_tokens)
 
     # ------------------------------------------------------------------ forward
     def forward_logits(self, ids: torch.Tensor, cond: torch.Tensor, padding_mask: torch.Tensor,
@@ -125,7 +126,7 @@ class MaskTransformer(CondTransformerBase):
             ratio = cosine_schedule(t) if fixed_ratio is None else fixed_ratio
             is_mask = lowest_k_mask(scores, num_masked(ratio, edit_len))
             ids = torch.where(is_mask, self.mask_id, ids)
-            logits = self.forward_with_cond_scale(ids, cond, pad, cond_scale, force_mask)  # (B, L, K)
+            logits = self.suppress(self.forward_with_cond_scale(ids, cond, pad, cond_scale, force_mask), cond)
             pred = sample(top_k_filter(logits, topk_filter_thres), temperature, generator, valid_len)
             ids = torch.where(is_mask, pred, ids)
             # confidence of the sampled token under the un-filtered, un-tempered guided distribution

@@ -103,7 +103,8 @@ def register(subparsers) -> None:
         "unlearn", help="remove a concept from a model (writes a new native checkpoint)"
     )
     un.add_argument("--model", help="native checkpoint folder or official layout (default: shipped model)")
-    un.add_argument("--method", required=True, choices=sorted(METHOD_NAMES))
+    un.add_argument("--method", default="code_ban", choices=sorted(METHOD_NAMES),
+                    help="default: code_ban (recommended); lcr, uce, rece, esd, ft are the paper's methods")
     un.add_argument("--concept", help="concept name from configs/concepts.json (default: violence)")
     un.add_argument("--keywords", help="inline concept: comma-separated keywords (instead of --concept)")
     un.add_argument("--concepts-file", action="append", help="extra concepts JSON file (repeatable)")

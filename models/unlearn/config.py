@@ -14,7 +14,7 @@ from typing import Any
 
 from models.data.concepts import Concept, concept_from_keywords, get_concept
 
-METHOD_NAMES = ("lcr", "uce", "rece", "esd", "ft")  # the keys of models.unlearn.methods.METHODS
+METHOD_NAMES = ("lcr", "uce", "rece", "esd", "ft", "code_ban")  # the keys of models.unlearn.methods.METHODS
 DATA_ENV = "HMU_UNLEARN_DATA_DIR"
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "default"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from models.unlearn.code_ban import CodeBanParams, apply_code_ban
 from models.unlearn.config import METHOD_NAMES
 from models.unlearn.esd import ESDParams, apply_esd
 from models.unlearn.finetune import FTParams, apply_ft
@@ -20,6 +21,7 @@ METHODS: dict[str, Method] = {
     "rece": FunctionMethod("rece", RECEParams, apply_rece),
     "esd": FunctionMethod("esd", ESDParams, apply_esd),
     "ft": FunctionMethod("ft", FTParams, apply_ft, needs_data=True),
+    "code_ban": FunctionMethod("code_ban", CodeBanParams, apply_code_ban, needs_data=True),
 }
 if tuple(METHODS) != METHOD_NAMES:  # the torch-free config validates names against METHOD_NAMES
     raise RuntimeError(f"models.unlearn.config.METHOD_NAMES {METHOD_NAMES} != registered {tuple(METHODS)}")
