@@ -58,6 +58,16 @@ class RedisMetrics:
     def inc_job(self, job_type: str, state: str) -> None:
         self._safe(lambda: self.r.hincrby(f"{KEY}:jobs", f"{job_type}|{state}", 1))
 
+    def inc_guard(self, model: str, counts: dict[str, int]) -> None:
+        """Safety-guard checks, resamples and refusals of one guarded model call."""
+        def write() -> None:
+            with self.r.pipeline(transaction=False) as pipe:
+                for outcome, n in counts.items():
+                    pipe.hincrby(f"{KEY}:guard", f"{model}|{outcome}", int(n))
+                pipe.execute()
+
+        self._safe(write)
+
     def observe(self, name: str, labels: tuple[str, ...], value: float) -> None:
         """Add one observation to the Redis histogram `name` (per-bucket counts, sum and count)."""
         _, label_names, buckets = HISTOGRAMS[name]
@@ -109,6 +119,13 @@ class RedisCollector:
             job_type, state = field.split("|", 1)
             jobs.add_metric([job_type, state], float(count))
         yield jobs
+
+        guard = CounterMetricFamily("hmu_safety_guard", "Safety-guard outcomes of guarded models (checks, "
+                                    "resamples, refusals)", labels=["model", "outcome"])
+        for field, count in sorted(self.r.hgetall(f"{KEY}:guard").items()):
+            model, outcome = field.rsplit("|", 1)
+            guard.add_metric([model, outcome], float(count))
+        yield guard
 
         depth = GaugeMetricFamily("hmu_queue_depth", "Messages waiting in each Celery queue",
                                   labels=["queue"])

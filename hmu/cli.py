@@ -14,6 +14,7 @@ from hmu import __version__
 from hmu.serve import serve
 from models.data import cli as data_cli
 from models.eval import cli as eval_cli
+from models.evaluator.safety_guard import SafetyGuard
 from models.io.inspect import format_report, inspect_folder
 from models.pipelines import FPS, MotionPipeline, default_model_dir
 from models.train import cli as train_cli
@@ -84,8 +85,20 @@ def official_options(args: argparse.Namespace) -> dict:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    pipeline = MotionPipeline.from_pretrained(args.model or default_model_path(), **official_options(args))
-    motions = pipeline.generate([args.text], lengths=[args.length], seed=args.seed, num_samples=args.num_samples)
+    model = args.model or default_model_path()
+    pipeline = MotionPipeline.from_pretrained(model, **official_options(args))
+    guard = SafetyGuard.from_model_dir(model) if Path(model).is_dir() else None
+    if guard is None:
+        motions = pipeline.generate([args.text], lengths=[args.length], seed=args.seed, num_samples=args.num_samples)
+    else:
+        seed = args.seed if args.seed is not None else int(np.random.default_rng().integers(2**31 - 16))
+        guarded = guard.generate(pipeline, [args.text] * args.num_samples, [args.length] * args.num_samples,
+                                 [seed + j for j in range(args.num_samples)])
+        if any(m is None for m in guarded.motions):
+            print(f"unsafe_output: the model's safety guard refused {guarded.counts.refusals} of "
+                  f"{args.num_samples} motions; nothing written", file=sys.stderr)
+            return 3
+        motions = guarded.motions
     write_motions(motions, Path(args.out), Path(args.features_out) if args.features_out else None)
     for m in motions:
         print(f"{args.out}: {m.length} frames ({m.length / 20:.1f} s) for {m.text!r}")

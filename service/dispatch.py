@@ -16,7 +16,7 @@ from core.queue import TASKS
 from service.deps import Principal, Services
 
 # HTTP status for a job that failed while the client waited for it (POST /generate).
-FAILURE_STATUS = {"bad_request": 422, "not_found": 404, "conflict": 409, "cancelled": 409,
+FAILURE_STATUS = {"bad_request": 422, "unsafe_output": 422, "not_found": 404, "conflict": 409, "cancelled": 409,
                   "not_available": 501, "worker_lost": 503, "unavailable": 503}
 
 
@@ -90,4 +90,4 @@ def failure(record: dict[str, Any]) -> HTTPException:
     """The HTTP error for a job that ended failed or cancelled."""
     error = record.get("error") or {"code": "internal", "message": "the job failed"}
     status = FAILURE_STATUS.get(error["code"], 500)
-    return HTTPException(status, f"job {record['id']} {record['state']}: {error['message']}")
+    return HTTPException(status, f"job {record['id']} {record['state']} ({error['code']}): {error['message']}")

@@ -115,6 +115,8 @@ class UnlearnRequest(Strict):
     keywords: list[str] | None = Field(None, min_length=1, max_length=64, description="inline concept words")
     parameters: Parameters = Field(default_factory=dict, description="method-specific settings")
     new_model_id: str | None = id_field("id of the result")
+    guard: bool | None = Field(None, description="attach the shipped safety guard (a motion classifier that "
+                               "checks every output: resample, else 422 unsafe_output); default: for violence")
 
     @field_validator("keywords")
     @classmethod

@@ -404,3 +404,30 @@ def test_redis_down_gives_503_then_recovers(tmp_path: Path, tiny_model_dir: Path
             assert 'hmu_queue_depth{queue="generate"} 1.0' in http.get("/metrics").text
         finally:
             server.stop()
+
+
+# Last: it loads two more models, which may evict the default one from the worker's cache.
+def test_a_guarded_model_refuses_flagged_output_with_422_and_counts_it(stack):
+    from models.evaluator.safety_guard import GuardPolicy, SafetyGuard
+    from models.pipelines import default_model_dir
+
+    settings, http, _ = stack
+    for name, threshold in (("guarded-strict", 0.0), ("guarded-lax", 1.01)):
+        model = Path(settings.models_dir) / name
+        shutil.copytree(Path(settings.models_dir) / "momask-small", model)
+        folder = SafetyGuard.attach(model, default_model_dir("violence-classifier"), GuardPolicy(max_resamples=1))
+        config = json.loads((folder / "config.json").read_text())
+        config["config"]["threshold"] = threshold  # 0: every motion flagged; > 1: none
+        (folder / "config.json").write_text(json.dumps(config))
+    request = {"text": "a person walks forward", "length_frames": 40, "seed": 7, "wait_seconds": 60}
+    refused = http.post("/generate", json={**request, "model": "guarded-strict"}, headers=GEN)
+    assert_clear_error(refused, 422, "unsafe_output", "safety guard")
+    assert set(refused.json()) == {"detail"}  # no motion in the answer
+    passed = http.post("/generate", json={**request, "model": "guarded-lax"}, headers=GEN)
+    assert passed.status_code == 200, passed.text
+    plain = http.post("/generate", json=request, headers=GEN).json()
+    assert passed.json()["samples"][0]["joints"] == plain["samples"][0]["joints"]
+    text = http.get("/metrics").text
+    assert 'hmu_safety_guard_total{model="guarded-strict",outcome="refusals"} 1.0' in text
+    assert 'hmu_safety_guard_total{model="guarded-strict",outcome="resamples"} 1.0' in text
+    assert 'hmu_safety_guard_total{model="guarded-lax",outcome="checks"} 1.0' in text

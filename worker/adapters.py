@@ -19,13 +19,13 @@ Progress = Callable[[float, str], None]
 
 def run_unlearning(*, base_model_dir: Path, out_dir: Path, method: str, concept: str | None,  # reason: job fields
                    keywords: list[str] | None, parameters: dict[str, Any], data_dir: Path | None, device: str,
-                   progress: Progress) -> dict[str, Any]:
+                   progress: Progress, guard: bool | None = None) -> dict[str, Any]:
     """Unlearn a concept from the model at `base_model_dir`; write the new native model to `out_dir`.
 
     `data_dir`: HumanML3D-format data for the methods that need it. Returns the new model's manifest.
     """
     config = UnlearnConfig(model=base_model_dir, method=method, out_dir=out_dir, concept=concept, keywords=keywords,
-                           params=parameters, data_dir=data_dir, device=device)
+                           params=parameters, data_dir=data_dir, device=device, guard=guard)
     return dict(_run_unlearning(config, progress))
 
 

@@ -10,6 +10,7 @@ from core.jobstore import JobError
 from core.metrics import RedisMetrics
 from core.registry import NotFound, model_dir
 from core.settings import Settings
+from models.evaluator.safety_guard import SafetyGuard
 from models.pipelines import MotionPipeline
 
 
@@ -23,6 +24,7 @@ class ModelCache:
         self._models: OrderedDict[str, MotionPipeline] = OrderedDict()
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
+        self._guards: dict[str, SafetyGuard | None] = {}
 
     def get(self, model_id: str) -> MotionPipeline:
         with self._lock:
@@ -34,14 +36,21 @@ class ModelCache:
             with self._lock:
                 if model_id in self._models:
                     return self._models[model_id]
-            pipeline = self._load(model_id)
+            pipeline, guard = self._load(model_id)
             with self._lock:
                 self._models[model_id] = pipeline
+                self._guards[model_id] = guard
                 while len(self._models) > self.size:
-                    self._models.popitem(last=False)
+                    evicted, _ = self._models.popitem(last=False)
+                    self._guards.pop(evicted, None)
         return pipeline
 
-    def _load(self, model_id: str) -> MotionPipeline:
+    def guard(self, model_id: str) -> SafetyGuard | None:
+        """The safety guard the model carries (load the model with `get` first)."""
+        with self._lock:
+            return self._guards.get(model_id)
+
+    def _load(self, model_id: str) -> tuple[MotionPipeline, SafetyGuard | None]:
         try:
             path = model_dir(self.settings, model_id)
         except NotFound as error:
@@ -50,7 +59,7 @@ class ModelCache:
         pipeline = MotionPipeline.from_pretrained(path, device=self.settings.device)
         if self.metrics is not None:
             self.metrics.observe("hmu_model_load_seconds", (model_id,), time.perf_counter() - start)
-        return pipeline
+        return pipeline, SafetyGuard.from_model_dir(path)
 
     def __contains__(self, model_id: str) -> bool:
         with self._lock:

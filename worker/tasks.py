@@ -66,8 +66,10 @@ class GenerateItem:
     seed: int
 
 
-def generate_batch(models: ModelCache, key: BatchKey, items: list[GenerateItem]) -> list[list[GeneratedMotion]]:
-    """One model call for several requests of the same model and sampling knobs; motions per request."""
+def generate_batch(models: ModelCache, key: BatchKey,
+                   items: list[GenerateItem]) -> list[list[GeneratedMotion | None]]:
+    """One model call for several requests of the same model and sampling knobs; motions per request (None:
+    refused by the model's safety guard)."""
     model_id, config = key
     pipeline = models.get(model_id)
     texts, lengths, seeds = [], [], []
@@ -78,7 +80,14 @@ def generate_batch(models: ModelCache, key: BatchKey, items: list[GenerateItem])
             seeds.append(item.seed + j)
     if models.metrics is not None:
         models.metrics.observe("hmu_generate_batch_size", (model_id,), len(texts))
-    motions = pipeline.generate(texts, lengths, seeds=seeds, sampling=config)
+    guard = models.guard(model_id)
+    if guard is None:
+        motions: list[GeneratedMotion | None] = list(pipeline.generate(texts, lengths, seeds=seeds, sampling=config))
+    else:
+        guarded = guard.generate(pipeline, texts, lengths, seeds, config)
+        motions = guarded.motions
+        if models.metrics is not None:
+            models.metrics.inc_guard(model_id, guarded.counts.to_dict())
     out, start = [], 0
     for item in items:
         out.append(motions[start:start + item.num_samples])
@@ -98,6 +107,10 @@ def run_generate(runtime: WorkerRuntime, job: JobContext) -> dict[str, Any]:
     config = SamplingConfig.from_dict(request.get("sampling"))
     job.check_cancelled()
     motions = runtime.batcher.submit((model_id, config), item)
+    refused = sum(m is None for m in motions)
+    if refused:
+        raise JobError("unsafe_output", f"the model's safety guard refused {refused} of {len(motions)} motions "
+                       "(still flagged after its resamples); no motion is returned")
     fmt = request.get("format", "joints")
     return {"job_id": job.id, "model": model_id, "format": fmt, "fps": FPS,
             "samples": [motion_payload(m, fmt) for m in motions]}
@@ -137,7 +150,8 @@ def run_unlearn(runtime: WorkerRuntime, job: JobContext) -> dict[str, Any]:
         manifest = adapters.run_unlearning(
             base_model_dir=base_dir, out_dir=tmp, method=request["method"], concept=request.get("concept"),
             keywords=request.get("keywords"), parameters=request.get("parameters") or {},
-            data_dir=settings.unlearn_data_dir, device=settings.device, progress=job.progress)
+            data_dir=settings.unlearn_data_dir, device=settings.device, progress=job.progress,
+            guard=request.get("guard"))
         if not (tmp / "config.json").is_file():
             raise JobError("internal", "unlearning finished without writing a model (config.json missing)")
         job.check_cancelled()

@@ -56,6 +56,7 @@ def cmd_unlearn(args: argparse.Namespace) -> int:
         data_dir=args.data,
         device=args.device,
         concept_files=args.concepts_file or (),
+        guard=args.guard,
     )
     manifest = run_unlearning(config, progress=None if args.quiet else _progress)
     summary = {
@@ -118,6 +119,8 @@ def register(subparsers) -> None:
     un.add_argument("--data", help="HumanML3D-format dataset (LCR, FT; default $HMU_UNLEARN_DATA_DIR)")
     un.add_argument("--out", required=True, help="output folder for the new checkpoint")
     un.add_argument("--device", default="cpu")
+    un.add_argument("--guard", action=argparse.BooleanOptionalAction, default=None,
+                    help="attach the shipped safety guard to the new model (default: for violence concepts)")
     un.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     un.set_defaults(func=cmd_unlearn)
 

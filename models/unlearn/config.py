@@ -61,6 +61,15 @@ class UnlearnConfig:
     data_dir: Path | None = None
     device: str = "cpu"
     concept_files: Sequence[str | Path] = ()
+    guard: bool | None = None  # attach the shipped safety guard: None = when the concept is violence
+
+    def wants_guard(self) -> bool:
+        """Whether the written model carries the safety guard (the shipped classifier knows violence only)."""
+        violent = self.resolved_concept.name.split("-")[0] == "violence"
+        if self.guard and not violent:
+            raise ValueError(f"the shipped safety guard detects violence; concept {self.resolved_concept.name!r} "
+                             "has no guard classifier (leave guard unset or false)")
+        return violent if self.guard is None else bool(self.guard)
 
     def __post_init__(self) -> None:
         if self.model is None or self.method is None or self.out_dir is None:

@@ -21,8 +21,9 @@ from typing import Any
 
 from models.common.markdown import render
 from models.data.concepts import file_version
+from models.evaluator.safety_guard import GUARD_DIR, GuardPolicy, SafetyGuard
 from models.io.native import is_native, sha256_file
-from models.pipelines import MotionPipeline
+from models.pipelines import MotionPipeline, default_model_dir
 from models.unlearn.config import UnlearnConfig
 from models.unlearn.lcr import OVERLAY_FILE, save_overlay
 from models.unlearn.lcr import restore_overlay as restore
@@ -120,7 +121,12 @@ def run_unlearning(config: UnlearnConfig, progress: Progress | None = None) -> d
     done = method.apply(pipeline, context)
     report(0.9, "writing checkpoint")
     manifest = _manifest(config, params, parent, done, data_dir, time.monotonic() - started)
+    classifier_dir = default_model_dir("violence-classifier")
+    guard = GuardPolicy() if config.wants_guard() and (config.guard or classifier_dir.is_dir()) else None
+    manifest["safety_guard"] = None if guard is None else {"dir": GUARD_DIR, "policy": guard.to_dict()}
     _write(done, manifest, config.out_dir, parent)
+    if guard is not None:
+        SafetyGuard.attach(config.out_dir, classifier_dir, guard)
     written = json.loads((config.out_dir / "manifest.json").read_text(encoding="utf-8"))
     report(1.0, f"wrote {config.out_dir}")
     return written
