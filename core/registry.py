@@ -96,6 +96,7 @@ def model_summary(settings: Settings, model_id: str) -> dict[str, Any]:
     """Short description used by GET /models."""
     path = model_dir(settings, model_id)
     config, manifest = _read_json(path / "config.json"), _read_json(path / "manifest.json")
+    safety = manifest.get("safety_report")
     return {
         "id": model_id,
         "kind": config.get("kind"),
@@ -104,6 +105,7 @@ def model_summary(settings: Settings, model_id: str) -> dict[str, Any]:
         "method": manifest.get("method"),
         "default": model_id == settings.default_model,
         "shipped": path.parent == Path(settings.weights_dir),
+        "verified": bool(safety["verified"]) if isinstance(safety, dict) and "verified" in safety else None,
     }
 
 
@@ -121,10 +123,12 @@ def model_detail(settings: Settings, model_id: str) -> dict[str, Any]:
     path = model_dir(settings, model_id)
     card = path / "MODEL_CARD.md"
     config = _read_json(path / "config.json")
+    manifest = _read_json(path / "manifest.json")
     return {
         **model_summary(settings, model_id),
         "card": card.read_text() if card.is_file() else None,
-        "provenance": _read_json(path / "manifest.json") or None,
+        "provenance": manifest or None,
+        "safety": manifest.get("safety_report") if isinstance(manifest.get("safety_report"), dict) else None,
         "config": {k: config[k] for k in CONFIG_KEYS if k in config},
         "files": [{"name": f.name, "bytes": f.stat().st_size} for f in bundle_files(path)],
     }

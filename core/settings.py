@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     unlearn_data_dir: Path | None = Field(None, description="HumanML3D-format data for LCR / FT / ESD")
     default_model: str = "momask-small"
     device: str = "cpu"
+    verify_max_prompts: int | None = Field(None, ge=1, le=1000, description="POST /unlearn verification: at "
+                                           "most this many prompts per frozen set (None: all)")
 
     # Auth
     api_keys: dict[str, list[Scope]] = Field(default_factory=dict)

@@ -14,6 +14,7 @@ from hmu import __version__
 from hmu.serve import serve
 from models.data import cli as data_cli
 from models.eval import cli as eval_cli
+from models.eval.verify import verifiable, verify_checkpoint
 from models.evaluator.safety_guard import SafetyGuard
 from models.io.inspect import format_report, inspect_folder
 from models.pipelines import FPS, MotionPipeline, default_model_dir
@@ -175,11 +176,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def verify_unlearned(args: argparse.Namespace) -> None:
+    """`hmu unlearn`'s safety verification of the model it wrote (concepts with frozen prompt sets)."""
+    concept = args.concept or "violence"
+    if args.keywords or not verifiable(concept):
+        print("verification skipped: the concept has no frozen evaluation prompts", file=sys.stderr)
+        return
+    progress = None if args.quiet else (lambda f, m: print(f"[{f:5.1%}] {m}", file=sys.stderr))
+    report = verify_checkpoint(args.out, args.model or default_model_path(), concept, progress=progress)
+    print(json.dumps({"verified": report["verified"], "cut": report["cut"],
+                      "safe_unchanged": report["stability"]["rate"], "seconds": report["seconds"]}))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        if code == 0 and args.command == "unlearn" and args.verify:
+            verify_unlearned(args)
+        return code
     except (FileNotFoundError, ValueError, KeyError) as error:
         print(f"hmu {args.command}: error: {error}", file=sys.stderr)
         return 2

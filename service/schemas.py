@@ -117,6 +117,8 @@ class UnlearnRequest(Strict):
     new_model_id: str | None = id_field("id of the result")
     guard: bool | None = Field(None, description="attach the shipped safety guard (a motion classifier that "
                                "checks every output: resample, else 422 unsafe_output); default: for violence")
+    verify: bool = Field(True, description="after writing the model, measure it on the concept's frozen prompt "
+                         "sets (fast profile) and record the safety report; GET /models/{id} shows `verified`")
 
     @field_validator("keywords")
     @classmethod
@@ -144,6 +146,8 @@ class ModelSummary(BaseModel):
     method: str | None = None
     default: bool = False
     shipped: bool = False
+    verified: bool | None = Field(None, description="unlearned models: the safety verification reached its "
+                                  "targets (null: not verified)")
 
 
 class ModelFile(BaseModel):
@@ -154,6 +158,7 @@ class ModelFile(BaseModel):
 class ModelDetail(ModelSummary):
     card: str | None = None
     provenance: dict[str, Any] | None = None
+    safety: dict[str, Any] | None = Field(None, description="the safety report (manifest.json safety_report)")
     config: dict[str, Any] = Field(default_factory=dict)
     files: list[ModelFile] = Field(default_factory=list)
 

@@ -58,12 +58,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("service")
     shutil.copytree(default_model_dir("momask-small"), root / "models" / "momask-small")
     shutil.copytree(default_model_dir("evaluator"), root / "weights" / "evaluator")
+    shutil.copytree(default_model_dir("violence-classifier"), root / "weights" / "violence-classifier")
     data = humanml3d_folder(root / "humanml3d")
     with embedded_redis(root / "redis") as url:
         settings = Settings(
             redis_url=url, models_dir=root / "models", weights_dir=root / "weights",
             datasets_dir=root / "datasets", artifacts_dir=root / "artifacts", unlearn_data_dir=data,
             api_keys=KEYS, batch_window_ms=150, heartbeat_interval_s=0.5, upload_max_bytes=2**20,
+            verify_max_prompts=2,
         )
         yield from running_stack(settings)
 
@@ -253,7 +255,7 @@ def test_cancel_queued_job_is_never_run(stack):
 def test_unlearn_then_generate_with_the_new_model(stack):
     settings, http, _ = stack
     request = {"method": "lcr", "concept": "violence", "parameters": {"k": 2},
-               "new_model_id": "momask-small-nokick"}
+               "new_model_id": "momask-small-nokick", "guard": False}  # verified on 2 prompts per set
     response = http.post("/unlearn", headers=ADMIN, json=request)
     assert response.status_code == 202, response.text
     job = poll(http, response.json()["job_id"], ADMIN, timeout_s=45)
@@ -262,6 +264,10 @@ def test_unlearn_then_generate_with_the_new_model(stack):
     assert job["result"]["model_id"] == "momask-small-nokick" and job["progress"] == 1.0
     detail = http.get("/models/momask-small-nokick", headers=GEN).json()
     assert detail["provenance"]["method"] == "lcr" and detail["parent"] == "momask-small"
+    assert isinstance(job["result"]["safety"]["verified"], bool)
+    assert detail["verified"] is job["result"]["safety"]["verified"]
+    assert detail["safety"]["profile"]["prompts"]["explicit"] == 2 and "Safety verification" in detail["card"]
+    assert detail["provenance"]["safety_guard"] is None
     bundle = http.get("/models/momask-small-nokick/files", headers=ADMIN)
     with tarfile.open(fileobj=io.BytesIO(bundle.content)) as archive:
         names = archive.getnames()

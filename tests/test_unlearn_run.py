@@ -170,8 +170,10 @@ def test_hmu_unlearn_cli_end_to_end(parent_dir, data, tmp_path, capsys) -> None:
         ]
     )
     assert code == 0
-    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    summary, verification = map(json.loads, capsys.readouterr().out.strip().splitlines()[-2:])
     assert summary["method"] == "lcr" and summary["selected_codes"]["0"]
+    assert isinstance(verification["verified"], bool) and 0.0 <= verification["safe_unchanged"] <= 1.0
+    assert json.loads((out / "manifest.json").read_text())["safety_report"]["verified"] is verification["verified"]
     restored = tmp_path / "restored"
     assert hmu_main(["unlearn-restore", "--model", str(out), "--out", str(restored)]) == 0
     assert sha256_file(restored / "vq.safetensors") == sha256_file(parent_dir / "vq.safetensors")

@@ -10,7 +10,9 @@ import numpy as np
 
 from models.eval.config import EvalConfig
 from models.eval.run import run_evaluation as _run_evaluation
+from models.eval.verify import verifiable, verify_checkpoint
 from models.motion.bvh_export import joints_to_bvh as _joints_to_bvh
+from models.pipelines import default_model_dir
 from models.unlearn.config import UnlearnConfig
 from models.unlearn.run import run_unlearning as _run_unlearning
 
@@ -27,6 +29,18 @@ def run_unlearning(*, base_model_dir: Path, out_dir: Path, method: str, concept:
     config = UnlearnConfig(model=base_model_dir, method=method, out_dir=out_dir, concept=concept, keywords=keywords,
                            params=parameters, data_dir=data_dir, device=device, guard=guard)
     return dict(_run_unlearning(config, progress))
+
+
+def verify_unlearned(model: Path, parent: Path, concept: str | None, max_prompts: int | None,
+                     progress: Progress) -> dict[str, Any] | None:
+    """The fast safety verification of a new model (None when its concept has no frozen prompt sets)."""
+    if concept is None or not verifiable(concept):
+        return None
+    if not default_model_dir("violence-classifier").is_dir():
+        return {"verified": None, "skipped": "no violence classifier in the weights folder"}
+    report = verify_checkpoint(model, parent, concept, max_prompts=max_prompts, progress=progress)
+    return {"verified": report["verified"], "cut": report["cut"], "stability": report["stability"]["rate"],
+            "seconds": report["seconds"]}
 
 
 def run_evaluation(*, models: dict[str, Path], forget_dir: Path, retain_dir: Path, out_dir: Path,

@@ -147,13 +147,18 @@ def run_unlearn(runtime: WorkerRuntime, job: JobContext) -> dict[str, Any]:
     tmp.mkdir(parents=True)
     try:
         job.progress(0.0, f"unlearning with {request['method']}")
+        verify = request.get("verify", True)
+        share = 0.6 if verify else 1.0
         manifest = adapters.run_unlearning(
             base_model_dir=base_dir, out_dir=tmp, method=request["method"], concept=request.get("concept"),
             keywords=request.get("keywords"), parameters=request.get("parameters") or {},
-            data_dir=settings.unlearn_data_dir, device=settings.device, progress=job.progress,
-            guard=request.get("guard"))
+            data_dir=settings.unlearn_data_dir, device=settings.device,
+            progress=lambda f, m: job.progress(share * f, m), guard=request.get("guard"))
         if not (tmp / "config.json").is_file():
             raise JobError("internal", "unlearning finished without writing a model (config.json missing)")
+        job.check_cancelled()
+        safety = adapters.verify_unlearned(tmp, base_dir, request.get("concept"), settings.verify_max_prompts,
+                                           lambda f, m: job.progress(share + (1 - share) * f, m)) if verify else None
         job.check_cancelled()
         try:
             tmp.rename(final)
@@ -164,7 +169,7 @@ def run_unlearn(runtime: WorkerRuntime, job: JobContext) -> dict[str, Any]:
         shutil.rmtree(tmp, ignore_errors=True)
     return {"model_id": new_id, "model_url": f"/models/{new_id}", "base_model": base_id,
             "method": request["method"], "result": runtime.store.scrub_tree(manifest.get("result")),
-            "seconds": manifest.get("seconds")}
+            "seconds": manifest.get("seconds"), "safety": safety}
 
 
 # ---------------------------------------------------------------------------------------------- evaluate

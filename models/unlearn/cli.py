@@ -119,6 +119,8 @@ def register(subparsers) -> None:
     un.add_argument("--data", help="HumanML3D-format dataset (LCR, FT; default $HMU_UNLEARN_DATA_DIR)")
     un.add_argument("--out", required=True, help="output folder for the new checkpoint")
     un.add_argument("--device", default="cpu")
+    un.add_argument("--no-verify", dest="verify", action="store_false",
+                    help="skip the safety verification `hmu` runs after writing the model (violence concepts)")
     un.add_argument("--guard", action=argparse.BooleanOptionalAction, default=None,
                     help="attach the shipped safety guard to the new model (default: for violence concepts)")
     un.add_argument("--quiet", action="store_true", help="no progress lines on stderr")

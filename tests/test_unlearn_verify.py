@@ -1,0 +1,44 @@
+"""The safety verification written into an unlearned model (manifest safety_report, card section, registry)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+from core.registry import model_detail, model_summary
+from core.settings import Settings
+from models.eval.verify import verifiable, verify_checkpoint
+from models.evaluator.safety_guard import GuardPolicy, SafetyGuard
+from models.pipelines import default_model_dir
+
+
+def test_an_unchanged_copy_is_stable_and_not_verified(tiny_model_dir, tmp_path) -> None:
+    model = tmp_path / "models" / "copy"
+    shutil.copytree(tiny_model_dir, model)
+    report = verify_checkpoint(model, tiny_model_dir, "violence", max_prompts=3)
+    assert report["profile"]["prompts"] == {"explicit": 3, "implicit": 3, "safe": 3}
+    assert report["weights_only"] == report["parent"]  # same weights, same seeds: same motions
+    assert report["stability"]["rate"] == 1.0 and report["verified"] is False
+    assert all(cut is None or cut <= 0 for cut in report["cut"].values()) and "with_guard" not in report
+    manifest = json.loads((model / "manifest.json").read_text())
+    assert manifest["safety_report"]["verified"] is False
+    assert "## Safety verification" in (model / "MODEL_CARD.md").read_text()
+    settings = Settings(models_dir=tmp_path / "models", weights_dir=tmp_path / "weights")
+    assert model_summary(settings, "copy")["verified"] is False
+    assert model_detail(settings, "copy")["safety"]["stability"]["rate"] == 1.0
+
+
+def test_a_guard_that_refuses_everything_leaves_no_violent_output(tiny_model_dir, tmp_path) -> None:
+    model = tmp_path / "guarded"
+    shutil.copytree(tiny_model_dir, model)
+    folder = SafetyGuard.attach(model, default_model_dir("violence-classifier"), GuardPolicy(max_resamples=0))
+    config = json.loads((folder / "config.json").read_text())
+    config["config"]["threshold"] = 0.0
+    (folder / "config.json").write_text(json.dumps(config))
+    report = verify_checkpoint(model, tiny_model_dir, "violence-extended", max_prompts=2)
+    guarded = report["with_guard"]
+    assert guarded["refused"] == 6 and all(guarded[k]["rate"] == 0.0 for k in ("explicit", "implicit", "safe"))
+
+
+def test_only_concepts_with_frozen_prompts_are_verifiable() -> None:
+    assert verifiable("violence") and verifiable("violence-extended") and not verifiable("dance")
