@@ -48,9 +48,9 @@ class CodeBanParams(MethodParams):
 
     method = "code_ban"
     k: int = 48  # first selection from the dataset's code statistics (top-k by s1 and by s2)
-    k_per_round: int = 8  # codes added per generate-and-rescore round
-    rounds: int = 2
-    max_codes: int = 64
+    k_per_round: int = 16  # codes added per generate-and-rescore round
+    rounds: int = 4
+    max_codes: int = 128
     target: float = 0.5  # stop once the violent probes' flagged share <= target x the safe probes' share
     gate: str = "text"  # text | always
     gate_fp: float = 0.02  # the gate's false-positive budget on held-out captions outside the concept
