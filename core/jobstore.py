@@ -24,6 +24,14 @@ JOB_TYPES = ("generate", "unlearn", "evaluate")
 ACTIVE = ("queued", "running")
 TERMINAL = ("succeeded", "failed", "cancelled")
 PREFIX = "hmu"
+JOB_FILE_PATTERN = r"^sample-[0-9]{1,2}\.glb$"  # files a job writes for download (GET /jobs/{id}/artifacts/{name})
+
+
+def job_file_path(artifacts_dir: Path, job_id: str, name: str) -> Path:
+    """`<artifacts_dir>/<job id>/files/<name>`: a job's downloadable file (swept with the job's folder)."""
+    if not re.fullmatch(r"[0-9a-f]{32}", job_id) or not re.fullmatch(JOB_FILE_PATTERN, name):
+        raise ValueError(f"bad job file {job_id!r}/{name!r}")
+    return Path(artifacts_dir) / job_id / "files" / name
 
 # KEYS[1] job; ARGV: allowed states (comma list), ttl, then field/value pairs. -> {applied, state before}
 _TRANSITION = """

@@ -17,6 +17,9 @@ from models.eval import cli as eval_cli
 from models.eval.verify import verifiable, verify_checkpoint
 from models.evaluator.safety_guard import SafetyGuard
 from models.io.inspect import format_report, inspect_folder
+from models.motion.export import FORMATS, ROOT_MOTIONS, ExportOptions, export_motion
+from models.motion.resample import FPS_CHOICES
+from models.motion.rigs import RIG_NAMES
 from models.pipelines import FPS, MotionPipeline, default_model_dir
 from models.train import cli as train_cli
 from models.unlearn import cli as unlearn_cli
@@ -39,11 +42,35 @@ def default_model_path() -> Path:
 
 
 # ---------------------------------------------------------------------------------------------- generate
-def write_motions(motions: list, out: Path, features_out: Path | None = None) -> None:
-    """Write generated motions: `.npy` joints (T,22,3) or (K,T,22,3), or `.json` {"fps", "joints"}."""
+def write_files(motions: list, out: Path, options: ExportOptions) -> list[Path]:
+    """Write `.bvh` / `.glb` files (sample i > 0 to `<stem>-<i><suffix>`); in place, also the ground trajectory
+    to `<stem>.root.json` ({"fps", "trajectory"}). Returns the motion files written."""
+    written = []
+    for i, motion in enumerate(motions):
+        path = out if i == 0 else out.with_name(f"{out.stem}-{i}{out.suffix}")
+        exported = export_motion(motion.joints, options)
+        if isinstance(exported.data, bytes):
+            path.write_bytes(exported.data)
+        else:
+            path.write_text(exported.data)
+        if exported.trajectory is not None:
+            sidecar = path.with_name(f"{path.stem}.root.json")
+            sidecar.write_text(json.dumps({"fps": exported.fps, "trajectory": exported.trajectory.round(5).tolist()}))
+        written.append(path)
+    return written
+
+
+def write_motions(motions: list, out: Path, features_out: Path | None = None,
+                  options: ExportOptions | None = None) -> None:
+    """Write generated motions: `.npy` joints (T,22,3) or (K,T,22,3), `.json` {"fps", "joints"}, or `.bvh` /
+    `.glb` files as `options` say (rig, fps, root motion, loop; see `write_files`)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     suffix = out.suffix.lower()
-    if suffix == ".npy":
+    if suffix.lstrip(".") in FORMATS:
+        write_files(motions, out, options or ExportOptions(format=suffix.lstrip(".")))
+    elif options is not None and options != ExportOptions(format=options.format):
+        raise ValueError("--skeleton, --fps, --root-motion and --loop need --out ending with .bvh or .glb")
+    elif suffix == ".npy":
         if len(motions) == 1:
             np.save(out, motions[0].joints.astype(np.float32))
         elif len({m.length for m in motions}) == 1:
@@ -56,7 +83,7 @@ def write_motions(motions: list, out: Path, features_out: Path | None = None) ->
         payload = {"fps": FPS, **samples[0]} if len(samples) == 1 else {"fps": FPS, "samples": samples}
         out.write_text(json.dumps(payload))
     else:
-        raise ValueError(f"--out must end with .npy or .json, got {out.name}")
+        raise ValueError(f"--out must end with .npy or .json (joints), .bvh or .glb (files), got {out.name}")
     if features_out is not None:
         features_out.parent.mkdir(parents=True, exist_ok=True)
         if len(motions) == 1:
@@ -85,22 +112,31 @@ def official_options(args: argparse.Namespace) -> dict:
     return {name: getattr(args, name) for name in OFFICIAL_OPTIONS if getattr(args, name, None) is not None}
 
 
-def cmd_generate(args: argparse.Namespace) -> int:
+def generate_checked(args: argparse.Namespace) -> list | None:
+    """The requested motions, through the model's safety guard when it carries one (None: refused)."""
     model = args.model or default_model_path()
     pipeline = MotionPipeline.from_pretrained(model, **official_options(args))
     guard = SafetyGuard.from_model_dir(model) if Path(model).is_dir() else None
     if guard is None:
-        motions = pipeline.generate([args.text], lengths=[args.length], seed=args.seed, num_samples=args.num_samples)
-    else:
-        seed = args.seed if args.seed is not None else int(np.random.default_rng().integers(2**31 - 16))
-        guarded = guard.generate(pipeline, [args.text] * args.num_samples, [args.length] * args.num_samples,
-                                 [seed + j for j in range(args.num_samples)])
-        if any(m is None for m in guarded.motions):
-            print(f"unsafe_output: the model's safety guard refused {guarded.counts.refusals} of "
-                  f"{args.num_samples} motions; nothing written", file=sys.stderr)
-            return 3
-        motions = guarded.motions
-    write_motions(motions, Path(args.out), Path(args.features_out) if args.features_out else None)
+        return pipeline.generate([args.text], lengths=[args.length], seed=args.seed, num_samples=args.num_samples)
+    seed = args.seed if args.seed is not None else int(np.random.default_rng().integers(2**31 - 16))
+    guarded = guard.generate(pipeline, [args.text] * args.num_samples, [args.length] * args.num_samples,
+                             [seed + j for j in range(args.num_samples)])
+    if any(m is None for m in guarded.motions):
+        print(f"unsafe_output: the model's safety guard refused {guarded.counts.refusals} of "
+              f"{args.num_samples} motions; nothing written", file=sys.stderr)
+        return None
+    return guarded.motions
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    motions = generate_checked(args)
+    if motions is None:
+        return 3
+    suffix = Path(args.out).suffix.lower().lstrip(".")
+    options = ExportOptions(format=suffix if suffix in FORMATS else "bvh", skeleton=args.skeleton, fps=args.fps,
+                            root_motion=args.root_motion, loop=args.loop)
+    write_motions(motions, Path(args.out), Path(args.features_out) if args.features_out else None, options)
     for m in motions:
         print(f"{args.out}: {m.length} frames ({m.length / 20:.1f} s) for {m.text!r}")
     return 0
@@ -142,8 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--length", type=_positive_int, help="frames at 20 fps (4..196); default: estimated")
     gen.add_argument("--seed", type=int)
     gen.add_argument("--num-samples", type=_positive_int, default=1)
-    gen.add_argument("--out", required=True, help=".npy (joints T x 22 x 3, metres) or .json")
+    gen.add_argument("--out", required=True, help=".npy (joints T x 22 x 3, metres), .json, .bvh or .glb")
     gen.add_argument("--features-out", help="also write the 263-dim features (.npy)")
+    gen.add_argument("--skeleton", choices=RIG_NAMES, help=".bvh/.glb: target rig (default: our 22 joints)")
+    gen.add_argument("--fps", type=int, choices=FPS_CHOICES, default=20, help=".bvh/.glb: frame rate")
+    gen.add_argument("--root-motion", choices=ROOT_MOTIONS, default="world",
+                     help=".bvh/.glb: in_place also writes <stem>.root.json (the ground trajectory)")
+    gen.add_argument("--loop", action="store_true", help=".bvh/.glb: blend the last 0.5 s into the first frame")
     add_official_options(gen)
     gen.set_defaults(func=cmd_generate)
 

@@ -11,7 +11,10 @@ from models.common.sampling_config import SamplingConfig
 
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 JobType = Literal["generate", "unlearn", "evaluate"]
-MotionFormat = Literal["joints", "features", "bvh"]
+MotionFormat = Literal["joints", "features", "bvh", "glb"]
+RigName = Literal["smpl", "mixamo", "ue5_mannequin"]
+RootMotion = Literal["world", "in_place"]
+ExportFps = Literal[20, 24, 30, 60]
 UnlearnMethod = Literal["lcr", "uce", "rece", "esd", "ft", "code_ban"]
 DEFAULT_UNLEARN_METHOD = "code_ban"  # the recommended method (BENCHMARKS.md, issue 13)
 Scalar = bool | int | Annotated[float, Field(allow_inf_nan=False)] | Annotated[str, Field(max_length=256)]
@@ -50,14 +53,39 @@ class GenerateRequest(Strict):
     temperature: float | None = Field(None, ge=0.01, le=5)
     topk_filter_thres: float | None = Field(None, ge=0, lt=1)
     wait_seconds: float = Field(10, ge=0, le=60, description="wait for the result this long, then answer 202")
+    skeleton: RigName | None = Field(None, description="bvh/glb: target rig (bone names, hierarchy, rest pose); "
+                                                       "default: our 22 HumanML3D joints")
+    fps: ExportFps = Field(20, description="bvh/glb: frame rate of the file (rotations slerped)")
+    root_motion: RootMotion = Field("world", description="bvh/glb: `in_place` keeps height and facing and "
+                                                         "returns the ground trajectory separately")
+    loop: bool = Field(False, description="bvh/glb: blend the last 0.5 s into the first frame")
 
     _text = field_validator("text")(_not_blank)
+
+    @model_validator(mode="after")
+    def _export_fields(self) -> GenerateRequest:
+        changed = [name for name in ("skeleton", "fps", "root_motion", "loop") if name in self.model_fields_set
+                   and getattr(self, name) != GenerateRequest.model_fields[name].default]
+        if changed and self.format not in ("bvh", "glb"):
+            raise ValueError(f"{', '.join(changed)} apply to format 'bvh' or 'glb' only, not {self.format!r}")
+        return self
+
+    def export_fields(self) -> dict[str, Any]:
+        """The file options of this request (skeleton, fps, root_motion, loop) for the job record."""
+        return {"skeleton": self.skeleton, "fps": self.fps, "root_motion": self.root_motion, "loop": self.loop}
 
     def sampling(self) -> SamplingConfig:
         """The sampling knobs of this request (None: the model's default)."""
         return SamplingConfig(timesteps=self.timesteps, cond_scale=self.cond_scale,
                               res_cond_scale=self.res_cond_scale, temperature=self.temperature,
                               topk_filter_thres=self.topk_filter_thres)
+
+
+class MotionFile(BaseModel):
+    name: str
+    url: str = Field(description="GET it with the key that created the job (/jobs/{id}/artifacts/{name})")
+    bytes: int
+    media_type: str
 
 
 class MotionSample(BaseModel):
@@ -67,13 +95,16 @@ class MotionSample(BaseModel):
     joints: list[list[list[float]]] | None = Field(None, description="(frames, 22, 3) metres, Y up")
     features: list[list[float]] | None = Field(None, description="(frames, 263) HumanML3D features")
     bvh: str | None = None
+    file: MotionFile | None = Field(None, description="glb: the file to download (not inline)")
+    root_trajectory: list[list[float]] | None = Field(None, description="in place: (frames, 3) ground trajectory "
+                                                                         "taken out of the skeleton, metres")
 
 
 class GenerateResult(BaseModel):
     job_id: str
     model: str
     format: MotionFormat
-    fps: int = 20
+    fps: int = Field(20, description="frames per second of the samples")
     samples: list[MotionSample]
 
 

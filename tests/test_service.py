@@ -187,6 +187,73 @@ def test_generate_bvh(stack):
     assert bvh.startswith("HIERARCHY") and "Frames: 40" in bvh
 
 
+def test_generate_glb_is_a_download_of_the_job_owner(stack, tmp_path: Path):
+    from models.motion.gltf_export import read_glb
+    from tests.gltf_validator import serious, validate
+
+    _, http, _ = stack
+    request = {"text": "a person walks forward", "length_frames": 40, "seed": 2, "format": "glb",
+               "skeleton": "mixamo", "fps": 30, "root_motion": "in_place", "wait_seconds": 60}
+    response = http.post("/generate", headers=GEN, json=request)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["format"] == "glb" and body["fps"] == 30
+    [sample] = body["samples"]
+    assert sample["length"] == 59  # 40 frames at 20 fps span 1.95 s: 59 frames at 30 fps
+    info = sample["file"]
+    assert info["url"] == f"/jobs/{body['job_id']}/artifacts/sample-0.glb" and sample["joints"] is None
+    download = http.get(info["url"], headers=GEN)
+    assert download.status_code == 200 and download.headers["content-type"] == "model/gltf-binary"
+    assert download.content[:4] == b"glTF" and len(download.content) == info["bytes"]
+    glb = read_glb(download.content)
+    assert "mixamorig:Hips" in glb["names"] and len(glb["times"]) == 59
+    trajectory = np.asarray(sample["root_trajectory"])
+    assert trajectory.shape == (59, 3) and np.abs(trajectory[:, 1]).max() == 0
+    np.testing.assert_allclose(glb["trajectory"], trajectory, atol=1e-4)
+    path = tmp_path / "walk.glb"
+    path.write_bytes(download.content)
+    issues = validate([path])[str(path)]
+    assert issues["numErrors"] == 0 and serious(issues) == [], issues["messages"]
+    # the same rule as GET /jobs/{id}: another key sees nothing, an admin key sees it
+    assert_clear_error(http.get(info["url"], headers=EVAL), 404, "not found")
+    assert http.get(info["url"], headers=ADMIN).status_code == 200
+    assert http.get(info["url"]).status_code == 401
+    assert_clear_error(http.get(info["url"].replace("sample-0", "sample-1"), headers=GEN), 404, "sample-1.glb")
+    assert http.get(info["url"].replace("sample-0.glb", "..%2Fresult.json"), headers=GEN).status_code in (404, 422)
+
+
+def test_generate_bvh_on_a_rig_at_60_fps(stack):
+    from models.data.bvh import parse_bvh
+
+    _, http, _ = stack
+    response = http.post("/generate", headers=GEN, json={
+        "text": "a person jumps", "length_frames": 40, "seed": 1, "format": "bvh", "skeleton": "ue5_mannequin",
+        "fps": 60, "loop": True, "wait_seconds": 0})
+    assert response.status_code == 202, response.text
+    job = poll(http, response.json()["job_id"], GEN)
+    assert job["state"] == "succeeded", job
+    assert job["result"]["fps"] == 60
+    [sample] = job["result"]["samples"]
+    bvh = parse_bvh(sample["bvh"])
+    assert bvh.names[:2] == ["root", "pelvis"] and bvh.n_frames == sample["length"] == 118
+    assert bvh.fps == pytest.approx(60) and sample.get("root_trajectory") is None  # world root motion
+
+
+def test_export_fields_are_validated(stack):
+    _, http, _ = stack
+    cases = [
+        ({"text": "walk", "format": "glb", "skeleton": "unity"}, "skeleton"),
+        ({"text": "walk", "format": "glb", "fps": 25}, "fps"),
+        ({"text": "walk", "format": "bvh", "root_motion": "local"}, "root_motion"),
+        ({"text": "walk", "format": "bvh", "loop": "sometimes"}, "loop"),
+        ({"text": "walk", "format": "joints", "fps": 60}, "fps"),
+        ({"text": "walk", "skeleton": "mixamo"}, "skeleton"),
+        ({"text": "walk", "format": "features", "root_motion": "in_place", "loop": True}, "root_motion"),
+    ]
+    for body, word in cases:
+        assert_clear_error(http.post("/generate", json=body, headers=GEN), 422, word)
+
+
 # ---------------------------------------------------------------------------------------------- auth
 def test_auth_refusals_and_scopes(stack):
     settings, http, _ = stack

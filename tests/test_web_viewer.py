@@ -24,6 +24,7 @@ from playwright.sync_api import sync_playwright
 from core.settings import Settings
 from hmu.serve import worker_process
 from models.data.bvh import parse_bvh
+from models.motion.gltf_export import read_glb
 from service.main import create_app
 from tests.conftest import free_port
 
@@ -160,6 +161,16 @@ def test_page_generates_animates_and_downloads_bvh(base_url, browser, tmp_path):
     bvh = parse_bvh(path.read_text())
     assert bvh.n_frames == 40 and bvh.fps == pytest.approx(20) and len(bvh.joints) == 22
     np.testing.assert_allclose(bvh.motion[:, :3] / 100, np.asarray(joints[0])[:, 0], atol=1e-4)
+
+    # glTF download from the panel's menu: Mixamo rig at 60 fps, fetched from the job's artifact URL
+    page.locator("#panels select.rig").first.select_option("mixamo")
+    page.locator("#panels select.fps").first.select_option("60")
+    with page.expect_download() as info:
+        page.locator("#panels a.glb").first.click()
+    download = info.value
+    assert download.suggested_filename == f"{BASE}-seed5-mixamo-60fps.glb"
+    glb = read_glb(download.path().read_bytes())
+    assert "mixamorig:LeftHand" in glb["names"] and len(glb["times"]) == 118  # 40 frames at 20 fps -> 60 fps
     assert errors == [], f"JavaScript errors: {errors}"
     context.close()
 

@@ -12,6 +12,7 @@ from models.eval.config import EvalConfig
 from models.eval.run import run_evaluation as _run_evaluation
 from models.eval.verify import verifiable, verify_checkpoint
 from models.motion.bvh_export import joints_to_bvh as _joints_to_bvh
+from models.motion.export import ExportedMotion, ExportOptions, export_motion
 from models.pipelines import default_model_dir
 from models.unlearn.config import UnlearnConfig
 from models.unlearn.run import run_unlearning as _run_unlearning
@@ -54,3 +55,10 @@ def run_evaluation(*, models: dict[str, Path], forget_dir: Path, retain_dir: Pat
 def joints_to_bvh(joints: np.ndarray, fps: int) -> str:
     """BVH text of a (T, 22, 3) joint motion."""
     return str(_joints_to_bvh(joints, fps=fps))
+
+
+def export_file(joints: np.ndarray, fmt: str, fields: dict[str, Any]) -> ExportedMotion:
+    """A (T, 22, 3) joint motion as a BVH or .glb file; `fields`: skeleton, fps, root_motion, loop of the job."""
+    options = ExportOptions(format=fmt, skeleton=fields.get("skeleton"), fps=int(fields.get("fps") or 20),
+                            root_motion=fields.get("root_motion") or "world", loop=bool(fields.get("loop")))
+    return export_motion(joints, options)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from celery import Celery
 
-from core.jobstore import JobError
+from core.jobstore import JobError, job_file_path
 from core.queue import TASKS
 from core.registry import NotFound, dataset_dir, model_dir, model_exists
 from models.common.sampling_config import SamplingConfig
@@ -112,8 +112,12 @@ def run_generate(runtime: WorkerRuntime, job: JobContext) -> dict[str, Any]:
         raise JobError("unsafe_output", f"the model's safety guard refused {refused} of {len(motions)} motions "
                        "(still flagged after its resamples); no motion is returned")
     fmt = request.get("format", "joints")
-    return {"job_id": job.id, "model": model_id, "format": fmt, "fps": FPS,
-            "samples": [motion_payload(m, fmt) for m in motions]}
+    if fmt in ("glb", "bvh"):
+        samples = [file_payload(runtime, job, i, m, fmt) for i, m in enumerate(motions)]
+    else:
+        samples = [motion_payload(m, fmt) for m in motions]
+    return {"job_id": job.id, "model": model_id, "format": fmt, "fps": int(request.get("fps") or FPS),
+            "samples": samples}
 
 
 def motion_payload(motion: GeneratedMotion, fmt: str) -> dict[str, Any]:
@@ -127,6 +131,34 @@ def motion_payload(motion: GeneratedMotion, fmt: str) -> dict[str, Any]:
         sample["bvh"] = adapters.joints_to_bvh(motion.joints, fps=FPS)
     else:
         raise JobError("bad_request", f"unknown format {fmt!r}")
+    return sample
+
+
+def file_payload(runtime: WorkerRuntime, job: JobContext, index: int, motion: GeneratedMotion,
+                 fmt: str) -> dict[str, Any]:
+    """A motion as a file: BVH text inline, a .glb written under the job's artifacts with its download URL.
+
+    The job's export fields (skeleton, fps, root_motion, loop) choose the rig, frame rate and root motion;
+    in place, the ground trajectory taken out of the skeleton comes as `root_trajectory` (frames, 3).
+    """
+    try:
+        exported = adapters.export_file(motion.joints, fmt, job.request)
+    except ValueError as error:
+        raise JobError("bad_request", str(error)) from error
+    sample: dict[str, Any] = {"text": motion.text, "length": exported.frames, "seed": motion.seed}
+    if fmt == "bvh":
+        sample["bvh"] = exported.data
+    else:
+        name = f"sample-{index}.glb"
+        path = job_file_path(runtime.settings.artifacts_dir, job.id, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(exported.data)
+        tmp.replace(path)
+        sample["file"] = {"name": name, "url": f"/jobs/{job.id}/artifacts/{name}", "bytes": len(exported.data),
+                          "media_type": "model/gltf-binary"}
+    if exported.trajectory is not None:
+        sample["root_trajectory"] = np.round(exported.trajectory, DECIMALS).tolist()
     return sample
 
 

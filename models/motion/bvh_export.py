@@ -70,8 +70,13 @@ def _kabsch(rest: np.ndarray, observed: np.ndarray) -> np.ndarray:
     return np.einsum("tji,tjk,tlk->til", vt, fix, u)  # V diag(1, 1, d) U^T
 
 
-def fit_rotations(joints: np.ndarray, offsets: np.ndarray, parents: tuple[int, ...]) -> np.ndarray:
-    """(T, J, 3) positions, (J, 3) rest offsets -> (T, J, 3, 3) global joint rotations (see module doc)."""
+def fit_rotations(joints: np.ndarray, offsets: np.ndarray, parents: tuple[int, ...],
+                  from_fk: bool = True) -> np.ndarray:
+    """(T, J, 3) positions, (J, 3) rest offsets -> (T, J, 3, 3) global joint rotations (see module doc).
+
+    `from_fk=False` aims every joint at its children from its observed position instead of the
+    reconstructed one: right for an animation that also translates its bones to the observed lengths.
+    """
     t, j = joints.shape[:2]
     children = _children(parents)
     order = _depth_first(children)
@@ -86,7 +91,7 @@ def fit_rotations(joints: np.ndarray, offsets: np.ndarray, parents: tuple[int, .
         if not kids:
             glob[:, i] = parent_rot
             continue
-        observed = joints[:, kids] - rec[:, i, None]  # (T, C, 3)
+        observed = joints[:, kids] - (rec if from_fk else joints)[:, i, None]  # (T, C, 3)
         if len(kids) > 1:
             glob[:, i] = _kabsch(offsets[kids], observed)
             continue
@@ -120,14 +125,25 @@ def rest_offsets(joints: np.ndarray, skeleton: Skeleton) -> np.ndarray:
         offsets = skeleton.target_offsets()
     else:
         offsets = skeleton.offsets_from_positions(joints[0])  # e.g. KIT: the first frame's bone lengths
-    children = _children(skeleton.parents)
+    return align_siblings(joints, offsets, skeleton.parents)
+
+
+def align_siblings(joints: np.ndarray, offsets: np.ndarray, parents: tuple[int, ...]) -> np.ndarray:
+    """Rest offsets whose children of a branching joint take the clip's mean sibling geometry.
+
+    (T, J, 3) positions, (J, 3) base offsets (lengths and rest directions) -> (J, 3): the children of a
+    joint with several children keep their lengths, and their directions become the clip's mean
+    geometry rotated (Procrustes) onto the base directions; the other offsets are returned unchanged.
+    """
+    offsets = np.array(offsets, dtype=np.float64)
+    children = _children(parents)
     for i, kids in enumerate(children):
         if len(kids) < 2:
             continue
         lengths = np.linalg.norm(offsets[kids], axis=-1)  # (C,)
         bones = joints[:, kids] - joints[:, i, None]  # (T, C, 3)
         bones = _unit(bones) * lengths[:, None]
-        r = _kabsch(offsets[kids], bones)  # frame of the joint, best aligned with the raw directions
+        r = _kabsch(offsets[kids], bones)  # frame of the joint, best aligned with the base directions
         shape = np.einsum("tba,tcb->ca", r, bones) / len(joints)  # mean of r^T @ bones: (C, 3)
         offsets[kids] = _unit(shape) * lengths[:, None]
     return offsets

@@ -25,7 +25,8 @@ async def generate(body: GenerateRequest, request: Request, services: Services =
     if not await run_in_threadpool(registry.model_exists, services.settings, model_id):
         raise HTTPException(404, f"model {model_id!r} not found; GET /models lists the available ones")
     payload = {"text": body.text, "length_frames": body.length_frames, "num_samples": body.num_samples,
-               "seed": body.seed, "format": body.format, "sampling": body.sampling().to_dict()}
+               "seed": body.seed, "format": body.format, "sampling": body.sampling().to_dict(),
+               **body.export_fields()}
     record = await dispatch.submit(services, "generate", payload, model_id, principal)
     record = await dispatch.wait(services, record["id"], body.wait_seconds)
     if record["state"] == "succeeded":

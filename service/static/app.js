@@ -202,24 +202,49 @@ function togglePlay() {
   $("play").textContent = player.playing ? "Pause" : "Play";
 }
 
-// ------------------------------------------------------------------------------------------------ BVH
-// The same request (same seed) with format=bvh regenerates the identical motion as a BVH file.
-async function downloadBvh(event, motion) {
+// ------------------------------------------------------------------------------------------------ files
+// The same request (same seed) with format=bvh or glb regenerates the identical motion as a file, on the rig
+// and at the frame rate picked in the panel's download menu. A .glb is a download URL of the job (fetched with
+// the API key), BVH text comes inline.
+const RIGS = [["", "our 22 joints"], ["smpl", "SMPL"], ["mixamo", "Mixamo"], ["ue5_mannequin", "UE5 mannequin"]];
+const FILE_FPS = [20, 24, 30, 60];
+
+function fileOptions(motion) {
+  const skeleton = motion.rigChoice.value || null;
+  const fps = Number(motion.fpsChoice.value);
+  const suffix = (skeleton ? `-${skeleton}` : "") + (fps !== 20 ? `-${fps}fps` : "");
+  return { skeleton, fps, suffix };
+}
+
+async function fileBlob(motion, format, options) {
+  const request = { ...motion.request, format, fps: options.fps };
+  if (options.skeleton) request.skeleton = options.skeleton;
+  const result = await generate(request);
+  const sample = result.samples[0];
+  if (format === "bvh") return new Blob([sample.bvh], { type: "application/octet-stream" });
+  const response = await fetch(sample.file.url, { headers: headers() });
+  if (!response.ok) throw new Error(`GET ${sample.file.url}: ${response.status}`);
+  return new Blob([await response.arrayBuffer()], { type: "model/gltf-binary" });
+}
+
+async function downloadFile(event, motion, format) {
   event.preventDefault();
   const link = event.currentTarget;
-  if (!link.dataset.ready) {
-    link.textContent = "preparing BVH…";
+  const options = fileOptions(motion);
+  const label = format === "bvh" ? "download BVH" : "download glTF";
+  const name = `${motion.model}-seed${motion.request.seed}${options.suffix}.${format}`;
+  if (link.dataset.ready !== name) {
+    link.textContent = `preparing ${format.toUpperCase()}…`;
     try {
-      const result = await generate({ ...motion.request, format: "bvh" });
-      const blob = new Blob([result.samples[0].bvh], { type: "application/octet-stream" });
-      link.href = URL.createObjectURL(blob);
-      link.dataset.ready = "1";
+      link.href = URL.createObjectURL(await fileBlob(motion, format, options));
+      link.download = name;
+      link.dataset.ready = name;
     } catch (error) {
       setStatus(error.message, true);
-      link.textContent = "download BVH";
+      link.textContent = label;
       return;
     }
-    link.textContent = "download BVH";
+    link.textContent = label;
   }
   const a = document.createElement("a"); // a fresh anchor: the click is not caught by this handler again
   a.href = link.href;
@@ -227,6 +252,21 @@ async function downloadBvh(event, motion) {
   document.body.append(a);
   a.click();
   a.remove();
+}
+
+function choice(className, values) {
+  const select = document.createElement("select");
+  select.className = className;
+  for (const [value, text] of values) select.append(new Option(text, value));
+  return select;
+}
+
+function fileLink(className, text) {
+  const link = document.createElement("a");
+  link.href = "#";
+  link.className = className;
+  link.textContent = text;
+  return link;
 }
 
 function showMotions(motions) {
@@ -246,19 +286,22 @@ function showMotions(motions) {
     canvas.width = 480;
     canvas.height = 400;
     canvas.dataset.model = result.model;
-    const link = document.createElement("a");
-    link.href = "#";
-    link.className = "bvh";
-    link.download = `${result.model}-seed${sample.seed}.bvh`;
-    link.textContent = "download BVH";
-    panel.append(title, canvas, link);
+    const menu = document.createElement("div");
+    menu.className = "downloads";
+    const rig = choice("rig", RIGS);
+    const fps = choice("fps", FILE_FPS.map((f) => [String(f), `${f} fps`]));
+    const bvh = fileLink("bvh", "download BVH");
+    const glb = fileLink("glb", "download glTF");
+    menu.append(rig, fps, bvh, glb);
+    panel.append(title, canvas, menu);
     panels.append(panel);
     const joints = sample.joints;
     const motion = {
-      request, joints, model: result.model, ctx: canvas.getContext("2d"),
+      request, joints, model: result.model, ctx: canvas.getContext("2d"), rigChoice: rig, fpsChoice: fps,
       cam: new Camera(joints, canvas.width, canvas.height), chains: CHAINS[joints[0].length] || [],
     };
-    link.addEventListener("click", (event) => downloadBvh(event, motion));
+    bvh.addEventListener("click", (event) => downloadFile(event, motion, "bvh"));
+    glb.addEventListener("click", (event) => downloadFile(event, motion, "glb"));
     player.motions.push(motion);
     player.fps = result.fps || 20;
   }
@@ -276,7 +319,7 @@ async function onGenerate(event) {
   if (!text) return setStatus("type a prompt first", true);
   const models = [$("model-a").value, $("model-b").value].filter(Boolean);
   if (!models.length) return setStatus("pick a model", true);
-  // A fixed seed makes the motion reproducible (and its BVH download the same motion).
+  // A fixed seed makes the motion reproducible (and its file downloads the same motion).
   const seed = $("seed").value === "" ? Math.floor(Math.random() * 2 ** 31) : Number($("seed").value);
   const length = $("length").value === "" ? null : Number($("length").value);
   $("generate").disabled = true;
