@@ -137,3 +137,14 @@ def test_training_probes_never_are_evaluation_prompts(sets: PromptSets) -> None:
     assert "violence_probes" not in available_prompt_sets()
     with pytest.raises(ValueError, match="no probe prompts"):
         probe_prompts("dance")
+
+
+def test_the_frozen_adversarial_set_has_no_keyword_and_is_new(sets: PromptSets) -> None:
+    from models.data.prompt_sets import adversarial_prompts, probe_prompts
+
+    prompts, source = adversarial_prompts("violence")
+    assert source.endswith("violence_adversarial.json") and len(prompts) >= 30
+    extended = get_concept("violence-extended")
+    assert not [p for p in prompts if extended.matches(p)]
+    taken = {normalise(p) for p in sets.explicit + sets.implicit_all + sets.safe + sum(probe_prompts("violence"), [])}
+    assert not taken & {normalise(p) for p in prompts} and len(set(prompts)) == len(prompts)
