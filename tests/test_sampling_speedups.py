@@ -1,10 +1,12 @@
 """The exact speed-ups of the sampling loops (issue 15) change no result.
 
-Classifier-free guidance runs the conditional and unconditional rows as one forward of the doubled batch, and the
-residual transformer assembles its tables once per call and projects a whole batch with one GEMM. The official
-code runs two forward passes and re-assembles the tables in each; the references below restate that formula with
-the models' own single-pass `forward_logits`, and the new paths must give the same logits up to float rounding and
-the same tokens on the shipped models.
+Classifier-free guidance runs the conditional and unconditional rows as one forward of the doubled batch, the
+residual transformer assembles its tables once per call and projects a whole batch with one GEMM, and at inference
+the encoder stack runs through `fast_encoder_forward` instead of `nn.TransformerEncoder`. The official code runs
+two forward passes of the module stack and re-assembles the tables in each; the references below restate that
+formula with the models' own single-pass `forward_logits` on the module stack (under autograd, where the fast
+forward is not used), and the new paths must give the same logits up to float rounding and the same tokens on the
+shipped models.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import torch
 
 from models.common.sampling import uniform
 from models.common.sampling_config import SamplingConfig
+from models.common.transformer import build_encoder, fast_encoder_forward
 from models.common.transformer_config import TransformerConfig
 from models.momask import MaskTransformer, ResidualTransformer
 from models.pipelines import MotionPipeline
@@ -31,6 +34,7 @@ def _gen(seed: int) -> torch.Generator:
 def two_pass_base(model: MaskTransformer):
     """The official `forward_with_cond_scale`: conditional and unconditional forwards, then l_u + s (l_c - l_u)."""
 
+    @torch.enable_grad()  # the nn.TransformerEncoder path
     def forward_with_cond_scale(ids, cond, padding_mask, cond_scale=3.0, force_mask=False):  # noqa: ANN001, ANN202
         if force_mask:
             return model.forward_logits(ids, cond, padding_mask, force_mask=True)
@@ -46,6 +50,7 @@ def two_pass_base(model: MaskTransformer):
 def two_pass_residual(model: ResidualTransformer):
     """The official residual guidance: two forwards, per-row tables (`proj[qids - 1]`) assembled in each."""
 
+    @torch.enable_grad()  # the nn.TransformerEncoder path
     def forward_with_cond_scale(history, q, cond, padding_mask, cond_scale=3.0, force_mask=False,  # noqa: ANN001, ANN202
                                 proj=None):  # noqa: ANN001
         qids = torch.full((history.shape[0],), q, dtype=torch.long)
@@ -78,7 +83,7 @@ def test_batched_guidance_equals_two_passes_base(small_models, scale: float) -> 
     with torch.no_grad():
         new = base.forward_with_cond_scale(ids, cond, pad, scale)
         old = two_pass_base(base)(ids, cond, pad, scale)
-    torch.testing.assert_close(new[~pad], old[~pad], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(new[~pad], old[~pad].detach(), rtol=1e-5, atol=1e-5)
     assert new.shape == (3, 12, 40)
 
 
@@ -93,9 +98,28 @@ def test_batched_guidance_equals_two_passes_residual(small_models) -> None:
         for q in (1, 3):
             new = residual.forward_with_cond_scale(history, q, cond, pad, 5.0, proj=proj)
             old = two_pass_residual(residual)(history, q, cond, pad, 5.0)
-            torch.testing.assert_close(new[~pad], old[~pad], rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(new[~pad], old[~pad].detach(), rtol=1e-5, atol=1e-5)
             forced = residual.forward_with_cond_scale(history, q, cond, pad, 5.0, force_mask=True)
-            torch.testing.assert_close(forced, two_pass_residual(residual)(history, q, cond, pad, 5.0, True))
+            reference = two_pass_residual(residual)(history, q, cond, pad, 5.0, True).detach()
+            torch.testing.assert_close(forced, reference, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("masks", ["padding", "attention", "both", "none"])
+def test_fast_encoder_forward_equals_the_module(masks: str) -> None:
+    torch.manual_seed(3)
+    encoder = build_encoder(48, 4, 64, 0.2, 3).eval()
+    s, b = 9, 3
+    src = torch.randn(s, b, 48)
+    pad = torch.arange(s)[None] >= torch.tensor([9, 5, 2])[:, None] if masks in ("padding", "both") else None
+    blocked = None
+    if masks in ("attention", "both"):
+        blocked = torch.rand(b * 4, s, s, generator=_gen(8)) < 0.4
+        blocked[:, :, 0] = False  # every query may attend to position 0
+    with torch.no_grad():
+        fast = fast_encoder_forward(encoder, src, pad, blocked)
+        module = encoder(src, mask=blocked, src_key_padding_mask=pad)
+    torch.testing.assert_close(fast, module, rtol=1e-5, atol=1e-5)
+    assert not torch.equal(fast, src)
 
 
 def test_one_layer_projection_equals_per_row_tables(small_models) -> None:

@@ -52,7 +52,7 @@ class MaskTransformer(CondTransformerBase):
         c = self.cond_token(cond, force_mask, generator)                    # (1, B, latent)
         x = self.position_enc(self.input_process(self.token_emb(ids)))     # (L, B, latent)
         key_pad = torch.cat([padding_mask.new_zeros(ids.shape[0], 1), padding_mask], dim=1)
-        h = self.seqTransEncoder(torch.cat([c, x], dim=0), src_key_padding_mask=key_pad)[1:]
+        h = self.encode(torch.cat([c, x], dim=0), key_pad)[1:]
         return self.output_process(h)
 
     def forward_with_cond_scale(self, ids: torch.Tensor, cond: torch.Tensor, padding_mask: torch.Tensor,

@@ -89,7 +89,7 @@ class ResidualTransformer(CondTransformerBase):
             q = self.quant_emb(F.one_hot(qids, self.num_quantizers).to(history.dtype)).unsqueeze(0)
         x = self.position_enc(self.input_process(history))                            # (L, B, latent)
         key_pad = torch.cat([padding_mask.new_zeros(b, 2), padding_mask], dim=1)
-        h = self.seqTransEncoder(torch.cat([c, q, x], dim=0), src_key_padding_mask=key_pad)[2:]
+        h = self.encode(torch.cat([c, q, x], dim=0), key_pad)[2:]
         return self.output_project(self.output_process(h), qids, proj)
 
     def output_project(self, h: torch.Tensor, qids: torch.Tensor | int,
