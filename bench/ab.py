@@ -23,7 +23,7 @@ from types import ModuleType
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from sidebyside import Contender, emit, measure  # noqa: E402
+from sidebyside import Contender, emit, import_package_from, measure  # noqa: E402
 
 from models.common.sampling_config import SamplingConfig  # noqa: E402
 from models.pipelines import MotionPipeline  # noqa: E402
@@ -31,23 +31,6 @@ from models.pipelines import MotionPipeline  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLING = {"timesteps": 10, "cond_scale": 4.0, "res_cond_scale": 5.0, "temperature": 1.0,
             "topk_filter_thres": 0.9, "gsample": False}
-
-
-def import_models_from(tree: Path) -> dict[str, ModuleType]:
-    """Import the `models` package found in `tree`; return its modules and leave `sys.modules` as it was."""
-    def ours(name: str) -> bool:
-        return name == "models" or name.startswith("models.")
-
-    saved = {k: sys.modules.pop(k) for k in list(sys.modules) if ours(k)}
-    sys.path.insert(0, str(tree))
-    try:
-        for name in ("models.momask", "models.bamm", "models.common.sampling_config",
-                     "models.common.transformer_config"):
-            __import__(name)
-        return {k: sys.modules.pop(k) for k in list(sys.modules) if ours(k)}
-    finally:
-        sys.path.remove(str(tree))
-        sys.modules.update(saved)
 
 
 def old_tree(rev: str) -> Path:
@@ -109,7 +92,8 @@ def main() -> None:
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     pipeline = new_pipeline(args.model, args.kind)
-    modules = import_models_from(old_tree(args.old))
+    modules = import_package_from(old_tree(args.old), "models", ["models.momask", "models.bamm",
+                                  "models.common.sampling_config", "models.common.transformer_config"])
     old_base, old_res = old_modules(pipeline, modules)
     old_sampling = modules["models.common.sampling_config"].SamplingConfig(**SAMPLING)
     tokens = args.frames // 4

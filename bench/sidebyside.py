@@ -12,13 +12,35 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import torch
 
 Contender = Callable[[int], torch.Tensor]
+
+
+def import_package_from(tree: Path, package: str, names: list[str]) -> dict[str, ModuleType]:
+    """Import the modules `names` of the package `package` found in `tree` and return every module of that
+    package so imported; `sys.modules` is left as it was (so another package of the same name, e.g. this
+    project's `models`, can live in the same process)."""
+    def inside(name: str) -> bool:
+        return name == package or name.startswith(package + ".")
+
+    saved = {k: sys.modules.pop(k) for k in list(sys.modules) if inside(k)}
+    sys.path.insert(0, str(tree))
+    try:
+        for name in names:
+            __import__(name)
+        return {k: sys.modules.pop(k) for k in list(sys.modules) if inside(k)}
+    finally:
+        sys.path.remove(str(tree))
+        for k in [k for k in sys.modules if inside(k)]:
+            del sys.modules[k]
+        sys.modules.update(saved)
 
 
 def loadavg() -> list[float]:
@@ -45,23 +67,26 @@ def agreement(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def measure(contenders: dict[str, Contender], batch: int, threads: int, repeats: int,
-            reference: str) -> dict:
+            reference: str, compare: bool = True) -> dict:
     """Time every contender at one batch size and thread count; ratios are reference median / contender median
-    (> 1: the contender is faster). Token agreement with the reference on one batch is recorded too."""
+    (> 1: the contender is faster). With `compare`, the token agreement with the reference on one batch is
+    recorded too (the first call of each contender, which is also its warm-up)."""
     torch.set_num_threads(threads)
     tokens = {name: run(batch) for name, run in contenders.items()}
     before = loadavg()
     times = interleaved(contenders, batch, repeats)
     after = loadavg()
     medians = {name: statistics.median(t) for name, t in times.items()}
-    return {
+    record = {
         "batch": batch, "threads": threads, "repeats": repeats, "loadavg_before": before, "loadavg_after": after,
         "median_s": {k: round(v, 4) for k, v in medians.items()},
         "per_motion_s": {k: round(v / batch, 4) for k, v in medians.items()},
         "speedup_vs_" + reference: {k: round(medians[reference] / v, 3) for k, v in medians.items()},
-        "token_agreement_with_" + reference: {k: round(agreement(tokens[reference], t), 4)
-                                              for k, t in tokens.items()},
     }
+    if compare:
+        record["token_agreement_with_" + reference] = {k: round(agreement(tokens[reference], t), 4)
+                                                       for k, t in tokens.items()}
+    return record
 
 
 def emit(record: dict, out: Path | None) -> None:
