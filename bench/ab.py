@@ -61,15 +61,18 @@ def old_modules(pipeline: MotionPipeline, modules: dict[str, ModuleType]) -> tup
 
 
 def token_generator(base: torch.nn.Module, residual: torch.nn.Module, sampling, tokens: int,  # noqa: ANN001
-                    context=None) -> Contender:  # noqa: ANN001
-    """A contender: base + residual tokens of `batch` rows of `tokens` tokens, per-row seeds 0.., fixed features."""
-    import contextlib
+                    precision: str = "fp32") -> Contender:
+    """A contender: base + residual tokens of `batch` rows of `tokens` tokens, per-row seeds 0.., fixed features,
+    at `precision` (models.common.precision: int8 runs quantised copies, bf16 under autocast)."""
+    from models.common.precision import autocast, inference_modules
+
+    base, residual = inference_modules(precision, (base, residual))
 
     def run(batch: int) -> torch.Tensor:
         cond = torch.randn(batch, base.cond_emb.in_features, generator=torch.Generator().manual_seed(batch))
         lens = torch.full((batch,), tokens)
         gens = [torch.Generator().manual_seed(i) for i in range(batch)]
-        with torch.no_grad(), (context() if context else contextlib.nullcontext()):
+        with torch.no_grad(), autocast(precision):
             out = base.generate(cond, lens, sampling, generator=gens)
             ids, lens = out if isinstance(out, tuple) else (out, lens)
             return residual.generate(ids, cond, lens, sampling, generator=gens)
@@ -86,7 +89,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeats", type=int, default=6)
     parser.add_argument("--frames", type=int, default=196)
-    parser.add_argument("--precision", default=None, help="also time the new models at this precision")
+    parser.add_argument("--precision", nargs="*", default=[], help="also time the new models at these precisions")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
@@ -99,12 +102,9 @@ def main() -> None:
     tokens = args.frames // 4
     contenders = {"old": token_generator(old_base, old_res, old_sampling, tokens),
                   "new": token_generator(pipeline.base, pipeline.residual, SamplingConfig(**SAMPLING), tokens)}
-    if args.precision:
-        from models.common.precision import precision_context
-
-        contenders[args.precision] = token_generator(
-            pipeline.base, pipeline.residual, SamplingConfig(**SAMPLING), tokens,
-            lambda: precision_context(args.precision, (pipeline.base, pipeline.residual)))
+    for precision in args.precision:
+        contenders[precision] = token_generator(pipeline.base, pipeline.residual, SamplingConfig(**SAMPLING), tokens,
+                                                precision)
     for threads in args.threads:
         for batch in args.batch:
             record = measure(contenders, batch, threads, args.repeats, reference="old")

@@ -98,11 +98,7 @@ def main() -> None:
     contenders = {"official": official_generator(base, residual, args.kind, tokens),
                   "ours": token_generator(ours.base, ours.residual, sampling, tokens)}
     for precision in args.precision:
-        from models.common.precision import precision_context
-
-        contenders[f"ours_{precision}"] = token_generator(
-            ours.base, ours.residual, sampling, tokens,
-            lambda p=precision: precision_context(p, (ours.base, ours.residual)))
+        contenders[f"ours_{precision}"] = token_generator(ours.base, ours.residual, sampling, tokens, precision)
     for threads in args.threads:
         for batch in args.batch:
             record = measure(contenders, batch, threads, args.repeats, reference="official", compare=False)

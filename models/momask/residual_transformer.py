@@ -104,6 +104,7 @@ class ResidualTransformer(CondTransformerBase):
         else:
             logits = torch.einsum("bld,bkd->blk", h, proj[qids - 1])
             bias = None if self.output_proj_bias is None else self.output_proj_bias[qids - 1].unsqueeze(1)
+        logits = logits.float()  # float32 logits also under bf16 autocast
         if bias is not None:
             logits = logits + (logits + bias)  # official 2x quirk
         return logits
