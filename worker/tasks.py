@@ -78,7 +78,8 @@ def generate_batch(models: ModelCache, key: BatchKey, items: list[GenerateItem])
             seeds.append(item.seed + j)
     if models.metrics is not None:
         models.metrics.observe("hmu_generate_batch_size", (model_id,), len(texts))
-    motions = pipeline.generate(texts, lengths, seeds=seeds, sampling=config)
+    with models.call_lock:  # batches of other keys wait (and grow) instead of splitting the CPUs
+        motions = pipeline.generate(texts, lengths, seeds=seeds, sampling=config)
     out, start = [], 0
     for item in items:
         out.append(motions[start:start + item.num_samples])
