@@ -23,7 +23,7 @@ from types import ModuleType
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from sidebyside import Contender, emit, import_package_from, measure  # noqa: E402
+from sidebyside import Contender, agreement, emit, import_package_from, measure  # noqa: E402
 
 from models.common.sampling_config import SamplingConfig  # noqa: E402
 from models.pipelines import MotionPipeline  # noqa: E402
@@ -80,6 +80,34 @@ def token_generator(base: torch.nn.Module, residual: torch.nn.Module, sampling, 
     return run
 
 
+def argmax_agreement(pipeline: MotionPipeline, precision: str, batch: int = 8, tokens: int = 49) -> dict:
+    """Share of positions whose guided-logit argmax at `precision` equals fp32's, on the same inputs: the base
+    model on half-masked random tokens (CFG 4), the residual model for each layer on random histories (CFG 5).
+    Sampled tokens diverge after the first different draw; this isolates what the precision changes."""
+    from models.common.precision import autocast, inference_modules
+
+    g = torch.Generator().manual_seed(0)
+    base, residual = pipeline.base, pipeline.residual
+    low_base, low_res = inference_modules(precision, (base, residual))
+    cond = torch.randn(batch, base.cond_emb.in_features, generator=g)
+    pad = torch.zeros(batch, tokens, dtype=torch.bool)
+    ids = torch.randint(0, base.num_tokens, (batch, tokens), generator=g)
+    ids = torch.where(torch.rand(batch, tokens, generator=g) < 0.5, getattr(base, "mask_id", 0), ids)
+    history = torch.randn(batch, tokens, residual.cfg.code_dim, generator=g) * 0.3
+    out = {}
+    with torch.no_grad():
+        if pipeline.kind == "momask":
+            exact = base.forward_with_cond_scale(ids, cond, pad, 4.0).argmax(-1)
+            with autocast(precision):
+                out["base"] = agreement(exact, low_base.forward_with_cond_scale(ids, cond, pad, 4.0).argmax(-1))
+        for q in range(1, residual.num_quantizers):
+            exact = residual.forward_with_cond_scale(history, q, cond, pad, 5.0).argmax(-1)
+            with autocast(precision):
+                low = low_res.forward_with_cond_scale(history, q, cond, pad, 5.0).argmax(-1)
+            out[f"residual_q{q}"] = agreement(exact, low)
+    return {k: round(v, 4) for k, v in out.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--old", required=True, help="git revision to compare against")
@@ -105,6 +133,9 @@ def main() -> None:
     for precision in args.precision:
         contenders[precision] = token_generator(pipeline.base, pipeline.residual, SamplingConfig(**SAMPLING), tokens,
                                                 precision)
+    for precision in args.precision:
+        emit({"bench": "ab-argmax-agreement", "kind": args.kind, "model": args.model, "precision": precision,
+              "agreement_with_fp32": argmax_agreement(pipeline, precision)}, args.out)
     for threads in args.threads:
         for batch in args.batch:
             record = measure(contenders, batch, threads, args.repeats, reference="old")

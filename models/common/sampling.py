@@ -51,7 +51,7 @@ def top_k_filter(logits: torch.Tensor, thres: float = 0.9, dim: int = -1) -> tor
     if not 0.0 <= thres < 1.0:
         raise ValueError(f"topk_filter_thres must be in [0, 1), got {thres}")
     k = math.ceil((1 - thres) * logits.shape[dim])
-    values, indices = logits.topk(k, dim=dim)
+    values, indices = logits.topk(k, dim=dim, sorted=False)  # the scatter does not need them in order
     return torch.full_like(logits, float("-inf")).scatter(dim, indices, values)
 
 
