@@ -3,15 +3,19 @@ model call gets so that threads x concurrent calls never exceed them.
 
 Oversubscribing a shared CPU is what makes generation slow under load (BENCHMARKS.md issue 15: with 2 torch
 threads on 2 cores while another process held one, small GEMMs ran 12x slower than with 1 thread); so the policy
-divides the usable CPUs among the model calls that can run at once, rounding down, never below one thread.
+divides the usable CPUs among the model calls that can run at once, rounding down, never below one thread
+(`CpuBudget`: generation gets what the running unlearn / evaluate jobs leave).
 Usable CPUs = the process's affinity set (`os.sched_getaffinity`), capped by a cgroup CPU quota (v2 `cpu.max`,
 v1 `cpu.cfs_quota_us` / `cpu.cfs_period_us`) rounded down to whole CPUs (at least 1).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,5 +75,54 @@ class ThreadPolicy:
 
 def model_call_lanes(queues: list[str] | tuple[str, ...]) -> int:
     """Model calls a worker consuming `queues` can run at once: one generate call at a time (the batcher feeds
-    it; `worker.tasks` holds a lock per device), plus one for each of the unlearn and evaluate queues."""
+    it), plus one for each of the unlearn and evaluate queues."""
     return max(1, ("generate" in queues) + ("unlearn" in queues) + ("evaluate" in queues))
+
+
+class CpuBudget:
+    """Shares a worker's CPUs between its model calls, each call setting the torch threads of its own thread
+    (`set_threads`, e.g. torch.set_num_threads: OpenMP thread counts are per calling thread).
+
+    * long jobs (unlearn, evaluate: `long_call`) take a fixed share, usable CPUs / lanes (`ThreadPolicy`);
+    * generate calls (`generate_call`) run one at a time (the batcher merges the waiting requests meanwhile) on
+      the CPUs no running long job holds, all of them when none runs.
+
+    So the threads of concurrent calls add up to at most the usable CPUs (when there are at least as many CPUs as
+    lanes), and an idle worker still generates with every CPU. `max_threads` (HMU_TORCH_THREADS) caps each call.
+    """
+
+    def __init__(self, cpus: int, lanes: int, set_threads: Callable[[int], None] = lambda n: None,
+                 max_threads: int | None = None):
+        self.policy = ThreadPolicy.compute(cpus, lanes, max_threads)
+        self.max_threads = max_threads
+        self.set_threads = set_threads
+        self.reserved = 0  # threads held by running long jobs
+        self._lock = threading.Lock()
+        self._generate = threading.Lock()
+
+    def generate_threads(self) -> int:
+        """Threads a generate call starting now gets."""
+        with self._lock:
+            free = max(1, self.policy.cpus - self.reserved)
+        return free if self.max_threads is None else max(1, min(free, self.max_threads))
+
+    @contextlib.contextmanager
+    def generate_call(self) -> Iterator[int]:
+        """One generate model call at a time, with `generate_threads()` threads; yields the thread count."""
+        with self._generate:
+            threads = self.generate_threads()
+            self.set_threads(threads)
+            yield threads
+
+    @contextlib.contextmanager
+    def long_call(self) -> Iterator[int]:
+        """An unlearn / evaluate job: its fixed share of threads, held until it ends; yields the thread count."""
+        threads = self.policy.intra_op
+        with self._lock:
+            self.reserved += threads
+        try:
+            self.set_threads(threads)
+            yield threads
+        finally:
+            with self._lock:
+                self.reserved -= threads

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core.cpus import ThreadPolicy, cgroup_cpu_limit, model_call_lanes, usable_cpus
+from core.cpus import CpuBudget, ThreadPolicy, cgroup_cpu_limit, model_call_lanes, usable_cpus
 
 
 def test_cgroup_v2_quota(tmp_path: Path) -> None:
@@ -62,28 +62,62 @@ def test_model_call_lanes_per_queue_set() -> None:
     assert model_call_lanes([]) == 1
 
 
-def test_generate_batches_of_different_keys_do_not_run_at_once(tmp_path: Path) -> None:
-    """worker.tasks.generate_batch holds the cache's call lock: two batches never overlap."""
-    from core.settings import Settings
-    from worker.cache import ModelCache
-    from worker.tasks import GenerateItem, generate_batch
+def test_generate_calls_run_one_at_a_time() -> None:
+    budget = CpuBudget(2, 1)
+    running, seen = [0], []
 
-    running, overlaps = [0], []
-
-    class SlowPipeline:
-        def generate(self, texts, lengths, seeds, sampling):  # noqa: ANN001, ANN202
+    def call() -> None:
+        with budget.generate_call():
             running[0] += 1
-            overlaps.append(running[0])
+            seen.append(running[0])
             time.sleep(0.05)
             running[0] -= 1
-            return [object()] * len(texts)
 
-    cache = ModelCache(Settings(models_dir=tmp_path))
-    cache.get = lambda model_id: SlowPipeline()
-    item = GenerateItem(text="a person walks", length=40, num_samples=1, seed=0)
-    threads = [threading.Thread(target=generate_batch, args=(cache, (f"m{i}", None), [item])) for i in range(4)]
+    threads = [threading.Thread(target=call) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert overlaps and max(overlaps) == 1
+    assert len(seen) == 4 and max(seen) == 1
+
+
+def test_long_jobs_hold_a_share_and_generation_gets_the_rest() -> None:
+    calls: list[int] = []
+    budget = CpuBudget(8, 3, calls.append)
+    with budget.generate_call() as threads:
+        assert threads == 8  # idle worker: every CPU
+    with budget.long_call() as unlearn:
+        assert unlearn == 2  # 8 CPUs / 3 lanes
+        with budget.long_call() as evaluate, budget.generate_call() as generate:
+            assert unlearn + evaluate + generate <= 8
+            assert generate == 4
+        with budget.generate_call() as generate:
+            assert generate == 6
+    assert budget.reserved == 0
+    assert calls == [8, 2, 2, 4, 6]
+
+
+def test_thread_cap_and_a_failing_long_job_releases_its_share() -> None:
+    budget = CpuBudget(16, 1, max_threads=4)
+    with budget.generate_call() as threads:
+        assert threads == 4
+    with pytest.raises(RuntimeError), budget.long_call():
+        assert budget.reserved == 4
+        raise RuntimeError("job failed")
+    assert budget.reserved == 0
+
+
+def test_worker_runtime_budget_sets_torch_threads_of_the_calling_thread() -> None:
+    import torch
+
+    budget = CpuBudget(usable_cpus(), 1, torch.set_num_threads, max_threads=1)
+    seen = []
+
+    def call() -> None:
+        with budget.generate_call():
+            seen.append(torch.get_num_threads())
+
+    t = threading.Thread(target=call)
+    t.start()
+    t.join()
+    assert seen == [1]

@@ -23,7 +23,6 @@ class ModelCache:
         self._models: OrderedDict[str, MotionPipeline] = OrderedDict()
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
-        self.call_lock = threading.Lock()  # one model call at a time on this worker's device (core.cpus policy)
 
     def get(self, model_id: str) -> MotionPipeline:
         with self._lock:
