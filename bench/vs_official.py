@@ -3,8 +3,8 @@
     python bench/vs_official.py --official /tmp/official [--kind momask|bamm] [--batch 1 32] [--threads 1 2]
                                 [--repeats 6] [--precision bf16] [--out bench/results/vs_official.jsonl]
 
-`--official` is a checkout of github.com/EricGuo5513/momask-codes (`--kind momask`) or github.com/exitudio/BAMM
-(`--kind bamm`) in a temporary folder outside this repository; it is imported at bench time only (its `models`
+`--official` is a checkout of EricGuo5513/momask-codes (`--kind momask`) or exitudio/BAMM (`--kind bamm`), both on
+GitHub, in a temporary folder outside this repository; it is imported at bench time only (its `models`
 package under its own copy of `sys.modules`), never by the project. It needs `einops` (pip install einops); the
 `clip` package is stubbed (the bench feeds 512-d text features, CLIP is not timed).
 
