@@ -60,6 +60,14 @@ def fast_encoder_forward(encoder: nn.TransformerEncoder, src: torch.Tensor,
     return x.transpose(0, 1)
 
 
+def _post_norm_sequence_first(encoder: nn.Module) -> bool:
+    """True for the stacks `fast_encoder_forward` reproduces (`build_encoder`'s: post-norm, sequence-first)."""
+    if not isinstance(encoder, nn.TransformerEncoder):
+        return False
+    first = encoder.layers[0]
+    return not first.norm_first and not first.self_attn.batch_first
+
+
 def layer_in_projection(layer: nn.TransformerEncoderLayer, x: torch.Tensor) -> torch.Tensor:
     """The packed q/k/v projection of an encoder layer; `layer.hmu_in_proj` (a module, e.g. a quantised copy set
     by `models.common.precision`) replaces it when present."""
@@ -117,7 +125,7 @@ class CondTransformerBase(nn.Module):
         """`seqTransEncoder` on a sequence-first input; at inference (eval mode, no autograd) the official stack
         runs through `fast_encoder_forward` (same result up to float rounding)."""
         encoder = self.seqTransEncoder
-        if self.training or torch.is_grad_enabled() or not isinstance(encoder, nn.TransformerEncoder):
+        if self.training or torch.is_grad_enabled() or not _post_norm_sequence_first(encoder):
             if key_padding_mask is None:
                 return encoder(src, mask=mask)
             return encoder(src, mask=mask, src_key_padding_mask=key_padding_mask)
