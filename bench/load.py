@@ -149,9 +149,14 @@ def main() -> None:
                         help="worker threads (jobs in flight, hence the largest possible batch)")
     parser.add_argument("--timeout", type=float, default=600, help="client timeout per request (s)")
     parser.add_argument("--out", type=Path, help="append the JSON result to this file")
+    parser.add_argument("--busy-cores", type=int, default=0,
+                        help="processes spinning on a core each while the clients run (a shared-box neighbour)")
+    parser.add_argument("--env", nargs="*", default=[], metavar="HMU_X=V",
+                        help="extra service settings, e.g. HMU_PRECISION=bf16 HMU_TORCH_THREADS=1")
     args = parser.parse_args()
 
     env = {"HMU_WORKER_CONCURRENCY": str(args.worker_concurrency)}
+    env |= dict(item.split("=", 1) for item in args.env)
     if args.no_batching:
         env |= {"HMU_BATCH_MAX_SIZE": "1", "HMU_BATCH_WINDOW_MS": "0"}
     with tempfile.TemporaryDirectory(prefix="hmu-load-") as tmp:
@@ -162,11 +167,18 @@ def main() -> None:
             warm = httpx.post(f"{base}/generate", json={"text": "a person walks", "length_frames": args.length,
                                                         "wait_seconds": 60}, timeout=300)
             assert warm.status_code == 200, f"warm-up failed: {warm.status_code} {warm.text[:200]}"
-            result = asyncio.run(load(base, args.clients, args.seconds, args.length, args.timeout))
+            busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy_cores)]
+            try:
+                result = asyncio.run(load(base, args.clients, args.seconds, args.length, args.timeout))
+            finally:
+                for spinner in busy:
+                    spinner.kill()
+                    spinner.wait()
         finally:
             stop_service(process)
     result |= {"batching": not args.no_batching, "worker_concurrency": args.worker_concurrency,
-               "length_frames": args.length}
+               "length_frames": args.length, "busy_cores": args.busy_cores, "env": args.env,
+               "loadavg_after": [round(x, 2) for x in os.getloadavg()]}
     print(json.dumps(result))
     if args.out:
         with args.out.open("a") as handle:

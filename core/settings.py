@@ -68,6 +68,12 @@ class Settings(BaseSettings):
     batch_window_ms: float = Field(10.0, ge=0, le=1000, description="time to gather a generate batch")
     batch_max_size: int = Field(32, ge=1, le=512, description="most motions generated in one call")
     model_cache_size: int = Field(2, ge=1, le=16)
+    torch_threads: int | None = Field(
+        None, ge=1, le=256, description="torch intra-op threads per model call; None: the usable CPUs (affinity, "
+                                        "cgroup quota) divided by the model calls a worker can run at once")
+    precision: Literal["fp32", "bf16", "int8"] = Field(
+        "fp32", description="token generation: fp32 (exact), bf16 autocast or int8 dynamic quantisation (CPU); "
+                            "BENCHMARKS.md issue 15 gives the speed and token agreement of each")
     preload_default_model: bool = True
 
     # Uploads (evaluation sets)

@@ -6,8 +6,10 @@ import os
 import socket
 from collections.abc import Sequence
 
+import torch
 from celery.signals import worker_ready
 
+from core.cpus import ThreadPolicy, model_call_lanes, usable_cpus
 from core.queue import create_celery
 from core.settings import QUEUES, Settings, get_settings
 from worker.runtime import WorkerRuntime
@@ -31,6 +33,8 @@ def run_worker(queues: Sequence[str] = QUEUES, concurrency: int | None = None,
     if concurrency < 1:
         raise ValueError(f"concurrency must be >= 1, got {concurrency}")
 
+    policy = ThreadPolicy.compute(usable_cpus(), model_call_lanes(queues), settings.torch_threads)
+    torch.set_num_threads(policy.intra_op)  # threads x concurrent model calls <= usable CPUs
     app = create_celery(settings)
     name = f"hmu-{'-'.join(queues)}-{os.getpid()}@{socket.gethostname()}"
     runtime = WorkerRuntime(settings, name=name, queues=queues)

@@ -57,6 +57,7 @@ class ModelCache:
             raise JobError("not_found", str(error)) from error
         start = time.perf_counter()
         pipeline = MotionPipeline.from_pretrained(path, device=self.settings.device)
+        pipeline.set_precision(self.settings.precision)
         if self.metrics is not None:
             self.metrics.observe("hmu_model_load_seconds", (model_id,), time.perf_counter() - start)
         return pipeline, SafetyGuard.from_model_dir(path)

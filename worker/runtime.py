@@ -12,10 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from core.cpus import CpuBudget, model_call_lanes, usable_cpus
 from core.jobstore import JobError, JobStore
 from core.metrics import RedisMetrics
 from core.redis_client import redis_client, require_redis_url
-from core.settings import Settings
+from core.settings import QUEUES, Settings
 from worker.batching import MicroBatcher
 from worker.cache import ModelCache
 
@@ -64,6 +67,8 @@ class WorkerRuntime:
                               settings.result_inline_max_bytes, settings.server_dirs)
         self.metrics = RedisMetrics(self.redis)
         self.models = ModelCache(settings, self.metrics)
+        self.cpus = CpuBudget(usable_cpus(), model_call_lanes(self.queues or list(QUEUES)), torch.set_num_threads,
+                              settings.torch_threads)  # torch threads per model call (core/cpus.py)
         self.batcher: MicroBatcher | None = None  # set by the generate task wiring
         self._active: set[str] = set()
         self._lock = threading.Lock()

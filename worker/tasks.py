@@ -32,8 +32,18 @@ DECIMALS = 5  # 0.01 mm: enough for joints in metres, keeps JSON results small
 def register_tasks(app: Celery, runtime: WorkerRuntime) -> None:
     """Bind the three tasks to `app`, running their jobs through `runtime`."""
     settings = runtime.settings
+    def run_batch(key: BatchKey, items: list[GenerateItem]) -> list[list[GeneratedMotion]]:
+        with runtime.cpus.generate_call():  # one at a time, on the CPUs no unlearn / evaluate job holds
+            return generate_batch(runtime.models, key, items)
+
+    def long_job(body):  # noqa: ANN001, ANN202
+        def run(job: JobContext) -> Any:
+            with runtime.cpus.long_call():
+                return body(runtime, job)
+        return run
+
     runtime.batcher = MicroBatcher(
-        run=lambda key, items: generate_batch(runtime.models, key, items),
+        run=run_batch,
         window_s=settings.batch_window_ms / 1000, max_size=settings.batch_max_size,
         size_of=lambda item: item.num_samples,
     )
@@ -45,11 +55,11 @@ def register_tasks(app: Celery, runtime: WorkerRuntime) -> None:
 
     @app.task(name=TASKS["unlearn"], **options)
     def unlearn(self, job_id: str) -> str:
-        return runtime.execute(job_id, lambda job: run_unlearn(runtime, job))
+        return runtime.execute(job_id, long_job(run_unlearn))
 
     @app.task(name=TASKS["evaluate"], **options)
     def evaluate(self, job_id: str) -> str:
-        return runtime.execute(job_id, lambda job: run_evaluate(runtime, job))
+        return runtime.execute(job_id, long_job(run_evaluate))
 
 
 # ---------------------------------------------------------------------------------------------- generate

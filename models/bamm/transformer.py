@@ -58,7 +58,7 @@ class BAMMTransformer(CondTransformerBase):
         h = self.position_enc(torch.cat([c, self.input_process(self.token_emb(ids))]))  # (L+1, B, latent)
         cond_pos = condition_positions(cond_idx, self.pad_id, b, n, ids.device)          # (B, L+1)
         mask = blocked_per_head(attention_allowed(cond_pos), self.num_heads)             # (B*H, L+1, L+1)
-        h = self.seqTransEncoder(h, mask=mask)
+        h = self.encode(h, mask=mask)
         return self.output_process(h if at is None else h[at:at + 1])
 
     def forward_with_cond_scale(self, ids: torch.Tensor, cond: torch.Tensor,

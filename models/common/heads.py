@@ -35,4 +35,4 @@ class OutputProcess(nn.Module):
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         """h: (L, B, latent_dim) sequence-first -> (B, L, out_dim) batch-first."""
         h = self.LayerNorm(F.gelu(self.dense(h)))
-        return self.poseFinal(h).permute(1, 0, 2)
+        return self.poseFinal(h).float().permute(1, 0, 2)  # float32 logits also under bf16 autocast

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 Generators = torch.Generator | Sequence[torch.Generator] | None
+Lengths = torch.Tensor | Sequence[int] | None  # per-row lengths: a (B,) tensor or a list (no host sync)
 
 
 def _draw(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device | str | None
@@ -20,7 +21,7 @@ def _draw(shape: tuple[int, ...], generator: torch.Generator | None, device: tor
 
 
 def uniform(shape: tuple[int, ...], generator: Generators = None, device: torch.device | str | None = None,
-            lengths: torch.Tensor | None = None) -> torch.Tensor:
+            lengths: Lengths = None) -> torch.Tensor:
     """U(0, 1) float32 samples of `shape` = (B, ...).
 
     `generator` is None (global RNG), one torch.Generator, or one generator per batch row. With per-row
@@ -32,13 +33,17 @@ def uniform(shape: tuple[int, ...], generator: Generators = None, device: torch.
         return _draw(shape, generator, device)
     if len(generator) != shape[0]:
         raise ValueError(f"got {len(generator)} generators for a batch of {shape[0]}")
+    # rows are drawn on the generators' device (CPU for `make_generators`) and moved in one copy
+    home = generator[0].device if len(generator) else device
     if lengths is None:
-        return torch.stack([_draw(shape[1:], g, device) for g in generator])
-    out = torch.zeros(shape, device=device)
+        return torch.stack([_draw(shape[1:], g, home) for g in generator]).to(device)
+    if isinstance(lengths, torch.Tensor):
+        lengths = lengths.tolist()  # one host sync for the batch
+    out = torch.zeros(shape, device=home)
     for b, g in enumerate(generator):
         n = int(lengths[b])
-        out[b, :n] = _draw((n, *shape[2:]), g, device)
-    return out
+        out[b, :n] = _draw((n, *shape[2:]), g, home)
+    return out.to(device)
 
 
 def top_k_filter(logits: torch.Tensor, thres: float = 0.9, dim: int = -1) -> torch.Tensor:
@@ -46,25 +51,25 @@ def top_k_filter(logits: torch.Tensor, thres: float = 0.9, dim: int = -1) -> tor
     if not 0.0 <= thres < 1.0:
         raise ValueError(f"topk_filter_thres must be in [0, 1), got {thres}")
     k = math.ceil((1 - thres) * logits.shape[dim])
-    values, indices = logits.topk(k, dim=dim)
+    values, indices = logits.topk(k, dim=dim, sorted=False)  # the scatter does not need them in order
     return torch.full_like(logits, float("-inf")).scatter(dim, indices, values)
 
 
 def gumbel_noise(like: torch.Tensor, generator: Generators = None,
-                 lengths: torch.Tensor | None = None) -> torch.Tensor:
+                 lengths: Lengths = None) -> torch.Tensor:
     """Standard Gumbel noise shaped like `like` (B, ..., K): -log(-log(u)), both logs clamped at 1e-20."""
     u = uniform(tuple(like.shape), generator, like.device, lengths).to(like.dtype)
     return -torch.log((-torch.log(u.clamp(min=1e-20))).clamp(min=1e-20))
 
 
 def gumbel_sample(logits: torch.Tensor, temperature: float = 1.0, generator: Generators = None,
-                  lengths: torch.Tensor | None = None) -> torch.Tensor:
+                  lengths: Lengths = None) -> torch.Tensor:
     """Gumbel-max sampling over the last dim: argmax(logits / max(temperature, 1e-10) + Gumbel noise)."""
     return (logits / max(temperature, 1e-10) + gumbel_noise(logits, generator, lengths)).argmax(dim=-1)
 
 
 def categorical_sample(logits: torch.Tensor, temperature: float = 1.0, generator: Generators = None,
-                       lengths: torch.Tensor | None = None) -> torch.Tensor:
+                       lengths: Lengths = None) -> torch.Tensor:
     """Sample from softmax(logits / temperature) over the last dim: (B, ..., K) -> (B, ...) int64.
 
     Inverse-CDF sampling with one uniform per sampled position (see `uniform` for generators/lengths).

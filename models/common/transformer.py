@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from models.common.code_suppression import CodeSuppression
@@ -26,6 +27,55 @@ def build_encoder(latent_dim: int, num_heads: int, ff_size: int, dropout: float,
     layer = nn.TransformerEncoderLayer(d_model=latent_dim, nhead=num_heads, dim_feedforward=ff_size,
                                        dropout=dropout, activation="gelu")
     return nn.TransformerEncoder(layer, num_layers=num_layers, enable_nested_tensor=False)
+
+
+def fast_encoder_forward(encoder: nn.TransformerEncoder, src: torch.Tensor,
+                         key_padding_mask: torch.Tensor | None = None,
+                         mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Inference forward of a `build_encoder` stack (post-norm, sequence-first, no dropout): the same function as
+    `encoder(src, mask=mask, src_key_padding_mask=key_padding_mask)` up to float rounding, with fewer kernels.
+
+    nn.MultiheadAttention re-checks and re-merges the masks, transposes q/k/v to (B*H, S, d) and back in every
+    layer; here the stack runs batch-first, the mask is built once as a boolean (B, 1|H, S, S) "may attend", and
+    each layer is in-projection, scaled-dot-product attention, out-projection and the feed-forward block.
+    src (S, B, E); key_padding_mask (B, S) True at pads; mask (B*H, S, S) or (S, S), True = blocked.
+    """
+    s, b, e = src.shape
+    first = encoder.layers[0]
+    heads = first.self_attn.num_heads
+    allowed = None
+    if mask is not None:
+        allowed = ~(mask.view(b, heads, s, s) if mask.dim() == 3 else mask)
+    if key_padding_mask is not None:
+        keys = ~key_padding_mask.view(b, 1, 1, s)
+        allowed = keys if allowed is None else allowed & keys
+    x = src.transpose(0, 1)                                                # (B, S, E)
+    for layer in encoder.layers:
+        attn = layer.self_attn
+        qkv = layer_in_projection(layer, x).view(b, s, 3, heads, e // heads).permute(2, 0, 3, 1, 4)
+        o = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=allowed)  # (B, H, S, d)
+        x = layer.norm1(x + attn.out_proj(o.transpose(1, 2).reshape(b, s, e)))
+        x = layer.norm2(x + layer.linear2(layer.activation(layer.linear1(x))))
+    if encoder.norm is not None:
+        x = encoder.norm(x)
+    return x.transpose(0, 1)
+
+
+def _post_norm_sequence_first(encoder: nn.Module) -> bool:
+    """True for the stacks `fast_encoder_forward` reproduces (`build_encoder`'s: post-norm, sequence-first)."""
+    if not isinstance(encoder, nn.TransformerEncoder):
+        return False
+    first = encoder.layers[0]
+    return not first.norm_first and not first.self_attn.batch_first
+
+
+def layer_in_projection(layer: nn.TransformerEncoderLayer, x: torch.Tensor) -> torch.Tensor:
+    """The packed q/k/v projection of an encoder layer; `layer.hmu_in_proj` (a module, e.g. a quantised copy set
+    by `models.common.precision`) replaces it when present."""
+    replacement = getattr(layer, "hmu_in_proj", None)
+    if replacement is not None:
+        return replacement(x)
+    return F.linear(x, layer.self_attn.in_proj_weight, layer.self_attn.in_proj_bias)
 
 
 def eval_mode(fn: Fn) -> Fn:
@@ -82,6 +132,17 @@ class CondTransformerBase(nn.Module):
         """Guided logits (B, ..., K) with the suppressed codes removed for prompts the gate catches (identity
         without a CodeSuppression)."""
         return logits if self.code_suppression is None else self.code_suppression(logits, cond)
+
+    def encode(self, src: torch.Tensor, key_padding_mask: torch.Tensor | None = None,
+               mask: torch.Tensor | None = None) -> torch.Tensor:
+        """`seqTransEncoder` on a sequence-first input; at inference (eval mode, no autograd) the official stack
+        runs through `fast_encoder_forward` (same result up to float rounding)."""
+        encoder = self.seqTransEncoder
+        if self.training or torch.is_grad_enabled() or not _post_norm_sequence_first(encoder):
+            if key_padding_mask is None:
+                return encoder(src, mask=mask)
+            return encoder(src, mask=mask, src_key_padding_mask=key_padding_mask)
+        return fast_encoder_forward(encoder, src, key_padding_mask, mask)
 
     def check_cond(self, cond: torch.Tensor) -> None:
         """Raise a ValueError unless cond is (B, cond_dim) floating point."""

@@ -72,39 +72,53 @@ class ResidualTransformer(CondTransformerBase):
         return h
 
     # ------------------------------------------------------------------ forward
-    def forward_logits(self, history: torch.Tensor, qids: torch.Tensor, cond: torch.Tensor,
+    def forward_logits(self, history: torch.Tensor, qids: torch.Tensor | int, cond: torch.Tensor,
                        padding_mask: torch.Tensor, force_mask: bool = False,
-                       generator: Generators = None) -> torch.Tensor:
-        """history (B, L, code_dim), qids (B,) target layers in 1..Q-1, cond (B, cond_dim),
-        padding_mask (B, L) True at pads -> logits (B, L, num_tokens + 1)."""
+                       generator: Generators = None, proj: torch.Tensor | None = None) -> torch.Tensor:
+        """history (B, L, code_dim), qids (B,) target layers in 1..Q-1 (or one int for every row), cond
+        (B, cond_dim), padding_mask (B, L) True at pads -> logits (B, L, num_tokens + 1).
+
+        proj: the output tables (`tables()[1]`) when the caller already has them (generation assembles them
+        once per call, not once per forward)."""
         b = history.shape[0]
         c = self.cond_token(cond, force_mask, generator)                               # (1, B, latent)
-        q = self.quant_emb(F.one_hot(qids, self.num_quantizers).to(history.dtype)).unsqueeze(0)
+        if isinstance(qids, int):  # one target layer: one quant_emb row for the whole batch (the same values)
+            one_hot = F.one_hot(torch.tensor([qids], device=history.device), self.num_quantizers)
+            q = self.quant_emb(one_hot.to(history.dtype)).expand(b, -1).unsqueeze(0)
+        else:
+            q = self.quant_emb(F.one_hot(qids, self.num_quantizers).to(history.dtype)).unsqueeze(0)
         x = self.position_enc(self.input_process(history))                            # (L, B, latent)
         key_pad = torch.cat([padding_mask.new_zeros(b, 2), padding_mask], dim=1)
-        h = self.seqTransEncoder(torch.cat([c, q, x], dim=0), src_key_padding_mask=key_pad)[2:]
-        return self.output_project(self.output_process(h), qids)
+        h = self.encode(torch.cat([c, q, x], dim=0), key_pad)[2:]
+        return self.output_project(self.output_process(h), qids, proj)
 
-    def output_project(self, h: torch.Tensor, qids: torch.Tensor) -> torch.Tensor:
-        """h (B, L, code_dim) -> logits (B, L, K) with the projection of target layer qids (B,)."""
-        _, proj = self.tables()
-        logits = torch.einsum("bld,bkd->blk", h, proj[qids - 1])
-        if self.output_proj_bias is not None:
-            logits = logits + (logits + self.output_proj_bias[qids - 1].unsqueeze(1))  # official 2x quirk
+    def output_project(self, h: torch.Tensor, qids: torch.Tensor | int,
+                       proj: torch.Tensor | None = None) -> torch.Tensor:
+        """h (B, L, code_dim) -> logits (B, L, K) with the projection of target layer qids (B,), or of one
+        target layer `qids` (an int) for every row (one GEMM, no per-row copy of the table); proj: the output
+        tables if already assembled (else `tables()` is called)."""
+        proj = self.tables()[1] if proj is None else proj
+        if isinstance(qids, int):
+            logits = F.linear(h, proj[qids - 1])
+            bias = None if self.output_proj_bias is None else self.output_proj_bias[qids - 1]
+        else:
+            logits = torch.einsum("bld,bkd->blk", h, proj[qids - 1])
+            bias = None if self.output_proj_bias is None else self.output_proj_bias[qids - 1].unsqueeze(1)
+        logits = logits.float()  # float32 logits also under bf16 autocast
+        if bias is not None:
+            logits = logits + (logits + bias)  # official 2x quirk
         return logits
 
-    def forward_with_cond_scale(self, history: torch.Tensor, q: int, cond: torch.Tensor,
-                                padding_mask: torch.Tensor, cond_scale: float = 3.0,
-                                force_mask: bool = False) -> torch.Tensor:
-        """Classifier-free guidance for target layer q (same rules as MaskTransformer)."""
-        qids = torch.full((history.shape[0],), q, dtype=torch.long, device=history.device)
-        if force_mask:
-            return self.forward_logits(history, qids, cond, padding_mask, force_mask=True)
-        logits = self.forward_logits(history, qids, cond, padding_mask)
-        if cond_scale == 1:
-            return logits
-        uncond = self.forward_logits(history, qids, cond, padding_mask, force_mask=True)
-        return cfg_combine(logits, uncond, cond_scale)
+    def forward_with_cond_scale(  # reason: the official arguments plus the pre-assembled output tables
+            self, history: torch.Tensor, q: int, cond: torch.Tensor, padding_mask: torch.Tensor,
+            cond_scale: float = 3.0, force_mask: bool = False, proj: torch.Tensor | None = None) -> torch.Tensor:
+        """Classifier-free guidance for target layer q (same rules as MaskTransformer, one forward of the doubled
+        batch); proj: `tables()[1]` if already assembled."""
+        if force_mask or cond_scale == 1:
+            return self.forward_logits(history, int(q), cond, padding_mask, force_mask=force_mask, proj=proj)
+        both = self.forward_logits(history.repeat(2, 1, 1), int(q), torch.cat([cond, torch.zeros_like(cond)]),
+                                   padding_mask.repeat(2, 1), proj=proj)
+        return cfg_combine(*both.chunk(2), cond_scale)
 
     # --------------------------------------------------------------- generation
     @eval_mode
@@ -130,13 +144,14 @@ class ResidualTransformer(CondTransformerBase):
         ids = torch.where(pad | (base_ids < 0), self.pad_id, base_ids.long())
         if bool((ids > self.pad_id).any()):
             raise ValueError(f"base_ids at valid positions must lie in [0, {self.num_tokens - 1}]")
-        embed, _ = self.tables()
+        embed, proj = self.tables()  # assembled once per call
         history = torch.zeros(b, n, self.cfg.code_dim, device=ids.device, dtype=embed.dtype)
         layers = [ids]
+        row_lens = token_lens.tolist()  # one host sync, not one per row and layer
         for q in range(1, num_res_layers + 1):
             history = history + F.embedding(ids, embed[q - 1])
-            logits = self.forward_with_cond_scale(history, q, cond, pad, cond_scale, force_mask)
-            pred = gumbel_sample(top_k_filter(logits, TOPK_FILTER_THRES), temperature, generator, token_lens)
+            logits = self.forward_with_cond_scale(history, q, cond, pad, cond_scale, force_mask, proj)
+            pred = gumbel_sample(top_k_filter(logits, TOPK_FILTER_THRES), temperature, generator, row_lens)
             ids = torch.where(pad, self.pad_id, pred)
             layers.append(ids)
         out = torch.stack(layers, dim=-1)

@@ -19,8 +19,8 @@ class BAMMPipeline(MotionPipeline):
 
     def generate_base(
         self, cond: torch.Tensor, token_lens: torch.Tensor | None, generators: list[torch.Generator],
-        sampling: SamplingConfig,
+        sampling: SamplingConfig, base: torch.nn.Module | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Two-pass BAMM decoding of layer 0; token_lens None = predicted."""
-        base_ids, token_lens = self.base.generate(cond, token_lens, sampling, generator=generators)
+        base_ids, token_lens = (base or self.base).generate(cond, token_lens, sampling, generator=generators)
         return base_ids[:, : int(token_lens.max())], token_lens

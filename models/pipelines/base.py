@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from models.common.precision import autocast, check_precision, quantized_copy
 from models.common.sampling_config import SamplingConfig
 from models.io import native, official
 from models.io.checkpoint import Checkpoint
@@ -79,6 +80,8 @@ class MotionPipeline:
         self.card = card
         self.manifest = manifest or {}
         self.device = torch.device("cpu")
+        self.precision = "fp32"
+        self._int8: tuple[torch.nn.Module, torch.nn.Module] | None = None
 
     @classmethod
     def for_kind(cls, kind: str) -> type[MotionPipeline]:
@@ -162,12 +165,30 @@ class MotionPipeline:
     def to(self, device: str | torch.device) -> MotionPipeline:
         """Move every module to `device` (sampling stays on CPU generators for reproducibility)."""
         self.device = torch.device(device)
+        self._int8 = None
         for module in self.modules().values():
             module.to(self.device)
         self.mean, self.std = self.mean.to(self.device), self.std.to(self.device)
         if hasattr(self.text_encoder, "to"):
             self.text_encoder.to(self.device)
         return self
+
+    def set_precision(self, precision: str) -> MotionPipeline:
+        """Run token generation at `precision` (models.common.precision): "fp32" (default), "bf16" (autocast) or
+        "int8" (dynamically quantised copies of the base and residual transformers, CPU only, made at the next
+        generation: edit the weights before, or call this again after editing them)."""
+        if check_precision(precision) == "int8" and self.device.type != "cpu":
+            raise ValueError("int8 precision runs on the CPU only")
+        self.precision, self._int8 = precision, None
+        return self
+
+    def token_models(self) -> tuple[torch.nn.Module, torch.nn.Module]:
+        """(base, residual) transformers as generation runs them at this pipeline's precision."""
+        if self.precision != "int8":
+            return self.base, self.residual
+        if self._int8 is None:
+            self._int8 = (quantized_copy(self.base), quantized_copy(self.residual))
+        return self._int8
 
     def modules(self) -> dict[str, torch.nn.Module]:
         """The trainable components by file name in the native format."""
@@ -274,15 +295,18 @@ class MotionPipeline:
         sampling: the knobs where set, this model's defaults elsewhere.
         """
         sampling = (sampling or SamplingConfig()).over(self.sampling)
-        base_ids, token_lens = self.generate_base(cond, token_lens, generators, sampling)
-        all_ids = self.residual.generate(base_ids, cond, token_lens, sampling, generator=generators)
+        base, residual = self.token_models()
+        with autocast(self.precision, self.device):
+            base_ids, token_lens = self.generate_base(cond, token_lens, generators, sampling, base)
+            all_ids = residual.generate(base_ids, cond, token_lens, sampling, generator=generators)
         return all_ids, token_lens
 
     def generate_base(
         self, cond: torch.Tensor, token_lens: torch.Tensor | None, generators: list[torch.Generator],
-        sampling: SamplingConfig,
+        sampling: SamplingConfig, base: torch.nn.Module | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Base-layer ids (B, max(token_lens)) with -1 at pads, and the token lengths (B,) used."""
+        """Base-layer ids (B, max(token_lens)) with -1 at pads, and the token lengths (B,) used; `base`: the base
+        transformer to run (default `self.base`; `token_models()` gives the one of this pipeline's precision)."""
         raise NotImplementedError
 
     @torch.no_grad()

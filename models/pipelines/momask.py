@@ -18,7 +18,7 @@ class MoMaskPipeline(MotionPipeline):
 
     def generate_base(
         self, cond: torch.Tensor, token_lens: torch.Tensor | None, generators: list[torch.Generator],
-        sampling: SamplingConfig,
+        sampling: SamplingConfig, base: torch.nn.Module | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Mask-predict decoding of layer 0 at the given token lengths."""
-        return self.base.generate(cond, token_lens, sampling, generator=generators), token_lens
+        return (base or self.base).generate(cond, token_lens, sampling, generator=generators), token_lens
