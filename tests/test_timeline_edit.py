@@ -150,3 +150,12 @@ def test_blend_boundaries_removes_the_jump_next_to_kept_frames() -> None:
     torch.testing.assert_close(out[0, :4], source[:4])
     # frames 4, 5, 6 move toward the kept frame's source by 3/4, 2/4, 1/4 of the offset (-1), frame 7 not at all
     torch.testing.assert_close(out[0, 4:8, 0], torch.tensor([0.25, 0.5, 0.75, 1.0]))
+
+
+def test_gateway_limits_match_the_library() -> None:
+    from models.pipelines import MAX_FRAMES, edit, timeline
+    from service import schemas
+
+    assert schemas.TIMELINE_MAX_SECONDS == timeline.MAX_SECONDS
+    assert schemas.TIMELINE_MAX_SEGMENTS == timeline.MAX_SEGMENTS
+    assert schemas.EDIT_MAX_FRAMES == MAX_FRAMES and schemas.EDIT_MAX_KEEP == edit.MAX_KEEP_RANGES

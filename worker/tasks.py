@@ -21,7 +21,7 @@ from core.queue import TASKS
 from core.registry import NotFound, dataset_dir, model_dir, model_exists
 from models.common.sampling_config import SamplingConfig
 from models.pipelines import FPS, GeneratedMotion
-from worker import adapters
+from worker import adapters, timelines
 from worker.batching import MicroBatcher
 from worker.cache import ModelCache
 from worker.runtime import JobContext, WorkerRuntime
@@ -97,10 +97,13 @@ def run_generate(runtime: WorkerRuntime, job: JobContext) -> dict[str, Any]:
                         seed=int(seed) if seed is not None else secrets.randbelow(2**31 - 16))
     config = SamplingConfig.from_dict(request.get("sampling"))
     job.check_cancelled()
-    motions = runtime.batcher.submit((model_id, config), item)
+    motions = timelines.run_timeline_or_edit(runtime, request, model_id, item.seed, config)
+    if motions is None:
+        motions = runtime.batcher.submit((model_id, config), item)
+    timelines.keep_features(runtime.settings.artifacts_dir, job.id, motions)
     fmt = request.get("format", "joints")
     return {"job_id": job.id, "model": model_id, "format": fmt, "fps": FPS,
-            "samples": [motion_payload(m, fmt) for m in motions]}
+            "samples": [motion_payload(m, fmt) | timelines.sample_extras(m, request) for m in motions]}
 
 
 def motion_payload(motion: GeneratedMotion, fmt: str) -> dict[str, Any]:

@@ -51,6 +51,10 @@ class TimelineMotion:
     def length(self) -> int:
         return int(self.features.shape[0])
 
+    @property
+    def text(self) -> str:
+        return "; ".join(self.texts)
+
 
 def segment_tokens(seconds: float) -> int:
     """Token count of a segment of `seconds` (frames floored to a multiple of 4, at least one token)."""
