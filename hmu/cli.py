@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hmu import __version__
+from hmu import __version__, timeline_cli
 from hmu.serve import serve
 from models.data import cli as data_cli
 from models.eval import cli as eval_cli
@@ -85,7 +85,10 @@ def official_options(args: argparse.Namespace) -> dict:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     pipeline = MotionPipeline.from_pretrained(args.model or default_model_path(), **official_options(args))
-    motions = pipeline.generate([args.text], lengths=[args.length], seed=args.seed, num_samples=args.num_samples)
+    motions = timeline_cli.generate_special(pipeline, args)
+    if motions is None:
+        motions = pipeline.generate([args.text], lengths=[args.length], seed=args.seed,
+                                    num_samples=args.num_samples)
     write_motions(motions, Path(args.out), Path(args.features_out) if args.features_out else None)
     for m in motions:
         print(f"{args.out}: {m.length} frames ({m.length / 20:.1f} s) for {m.text!r}")
@@ -124,13 +127,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     gen = sub.add_parser("generate", help="text -> 3D motion")
     gen.add_argument("--model", help="native checkpoint folder or official layout (default: shipped MoMask-small)")
-    gen.add_argument("--text", required=True)
+    gen.add_argument("--text", help="what the motion shows (required unless --segment)")
     gen.add_argument("--length", type=_positive_int, help="frames at 20 fps (4..196); default: estimated")
     gen.add_argument("--seed", type=int)
     gen.add_argument("--num-samples", type=_positive_int, default=1)
     gen.add_argument("--out", required=True, help=".npy (joints T x 22 x 3, metres) or .json")
     gen.add_argument("--features-out", help="also write the 263-dim features (.npy)")
     add_official_options(gen)
+    timeline_cli.add_options(gen)
     gen.set_defaults(func=cmd_generate)
 
     conv = sub.add_parser("convert", help="write any loadable model in the native format")

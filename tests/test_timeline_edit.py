@@ -159,3 +159,24 @@ def test_gateway_limits_match_the_library() -> None:
     assert schemas.TIMELINE_MAX_SECONDS == timeline.MAX_SECONDS
     assert schemas.TIMELINE_MAX_SEGMENTS == timeline.MAX_SEGMENTS
     assert schemas.EDIT_MAX_FRAMES == MAX_FRAMES and schemas.EDIT_MAX_KEEP == edit.MAX_KEEP_RANGES
+
+
+def test_cli_timeline_and_edit(momask, tmp_path) -> None:
+    from hmu.cli import main as hmu_main
+
+    model = momask.save_pretrained(tmp_path / "model")
+    out, feats = tmp_path / "t.npy", tmp_path / "t_features.npy"
+    assert hmu_main(["generate", "--model", str(model), "--segment", "a person walks=2",
+                     "--segment", "a person jumps=1.2", "--seed", "1", "--out", str(out),
+                     "--features-out", str(feats)]) == 0
+    assert np.load(out).shape == (64, 22, 3)
+    edited, edited_feats = tmp_path / "e.npy", tmp_path / "e_features.npy"
+    assert hmu_main(["generate", "--model", str(model), "--text", "a person waves", "--edit", str(feats),
+                     "--keep", "0:16", "--keep", "48:64", "--seed", "2", "--out", str(edited),
+                     "--features-out", str(edited_feats)]) == 0
+    source, result = np.load(feats), np.load(edited_feats)
+    np.testing.assert_array_equal(result[:16], source[:16])
+    np.testing.assert_array_equal(result[48:], source[48:])
+    assert hmu_main(["generate", "--model", str(model), "--text", "x", "--edit", str(feats), "--keep", "0:80",
+                     "--out", str(edited)]) == 2
+    assert hmu_main(["generate", "--model", str(model), "--out", str(edited)]) == 2
