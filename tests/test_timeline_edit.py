@@ -88,14 +88,29 @@ def test_plan_chunks_respects_the_window_and_the_token_limit() -> None:
 def test_timeline_chunks_continue_from_the_previous_tokens(kind, momask, bamm) -> None:
     pipeline = momask if kind == "momask" else bamm
     segments = [Segment("a person walks", 48), Segment("a person jumps", 220)]
-    tokens, chunks = timeline_tokens(pipeline, segments, [3])
+    tokens, chunks = timeline_tokens(pipeline, segments, [3], window=4, transition=2)
     assert tokens.shape[1] == 12 + 55
-    assert len(chunks) == 3 and chunks[0][0] == 0
-    seen = chunks[0][1]
-    for kept, ids in chunks[1:]:
+    assert len(chunks) == 3 and chunks[0][:2] == (0, 0) and all(c[:2] == (4, 2) for c in chunks[1:])
+    assert all(ids.shape[1] <= MAX_TOKENS for *_, ids in chunks)
+    seen = chunks[0][2]
+    for kept, redo, ids in chunks[1:]:
+        seen = seen[:, :seen.shape[1] - redo]                      # the transition tokens are regenerated
         torch.testing.assert_close(ids[:, :kept], seen[:, -kept:])  # the window: previous tokens, all layers
         seen = torch.cat([seen, ids[:, kept:]], dim=1)
     torch.testing.assert_close(seen, tokens)
+    plain, _ = timeline_tokens(pipeline, segments, [3], window=4, transition=0)
+    torch.testing.assert_close(plain[:, :10], tokens[:, :10])      # before the first transition: the same
+    assert not torch.equal(plain, tokens)
+
+
+def test_batched_timelines_match_single_ones(momask) -> None:
+    segments = [Segment("-", 40), Segment("-", 32)]
+    texts = [["a person walks", "a person jumps"], ["someone sits down", "a person waves"]]
+    batched, _ = timeline_tokens(momask, segments, [5, 6], texts=texts)
+    for row, seed in enumerate([5, 6]):
+        parts = [Segment(t, s.frames) for t, s in zip(texts[row], segments, strict=True)]
+        alone, _ = timeline_tokens(momask, parts, [seed])
+        torch.testing.assert_close(batched[row:row + 1], alone)
 
 
 def test_generate_timeline_shapes_boundaries_and_seed(momask) -> None:
