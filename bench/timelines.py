@@ -15,6 +15,9 @@
   seam / median(inside), per seam; we report its median and 90th percentile over all seams.
 * R-precision of each segment (its frames) against its own caption with the shipped evaluator (as
   `hmu evaluate`): shuffled batches of 32 segments, R@1..3.
+* `--edits N`: N real test motions (80..196 frames), first and last quarter kept, the middle regenerated from
+  another test caption: kept frames bit-exact?, boundary smoothness as above and against the rougher of the
+  two sides of the boundary (kept and regenerated parts differ in activity), seconds per edit.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from models.eval.sets import load_eval_set, read_ids_or_all
 from models.eval.space import load_eval_space
 from models.motion.features import features_to_joints
 from models.pipelines import MotionPipeline, default_model_dir
+from models.pipelines.edit import edit_motion
 from models.pipelines.timeline import Segment, decode_blend, generate_timeline, timeline_tokens
 
 DURATIONS = (4, 7, 3, 8, 5, 6)
@@ -116,6 +120,39 @@ def quality(pipeline: MotionPipeline, space, captions: list[list[str]], seed: in
     return out
 
 
+def edits(pipeline: MotionPipeline, motions: list[np.ndarray], captions: list[str], seed: int) -> dict:
+    """In-betweening of real test motions: keep the first and last quarter, regenerate the middle from another
+    caption. Kept frames must be bit-exact; smoothness at the two boundaries as for timeline seams."""
+    exact, features, seams, seconds = [], [], [], 0.0
+    for i, (motion, caption) in enumerate(zip(motions, captions, strict=True)):
+        frames = len(motion) // 4 * 4
+        a, b = frames // 4, frames - frames // 4
+        t0 = time.perf_counter()
+        [out] = edit_motion(pipeline, motion, caption, [[0, a], [b, frames]], seed=seed + i)
+        seconds += time.perf_counter() - t0
+        exact.append(bool(np.array_equal(out.features[:a], motion[:a]))
+                     and bool(np.array_equal(out.features[b:], motion[b:frames])))
+        features.append(out.features)
+        seams.append([a, b])
+    ratios = [seam_ratios([f], s)["acceleration"]["seam_over_inside_median"] for f, s in zip(features, seams,
+                                                                                            strict=True)]
+    local = [local_ratio(f, seam) for f, pair in zip(features, seams, strict=True) for seam in pair]
+    return {"edits": len(motions), "kept_frames_bit_exact": int(sum(exact)),
+            "boundary_acc_over_inside_median": float(np.median(ratios)),
+            "boundary_acc_over_inside_p90": float(np.percentile(ratios, 90)),
+            "boundary_acc_over_rougher_side_median": float(np.median(local)),
+            "boundary_acc_over_rougher_side_p90": float(np.percentile(local, 90)),
+            "seconds_per_edit": round(seconds / len(motions), 2)}
+
+
+def local_ratio(features: np.ndarray, seam: int) -> float:
+    """A boundary's acceleration over the rougher of its two sides (median of frames 3..14 away): an edit
+    joins kept and regenerated motion of different activity, so the global median is no fair reference."""
+    acc = kinematics(features)[1]
+    sides = [acc[max(seam - 14, 0):seam - 2], acc[seam + 2:seam + 14]]
+    return float(acc[seam - SEAM_HALF:seam + SEAM_HALF].mean() / max(float(np.median(x)) for x in sides if len(x)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="data/default")
@@ -124,6 +161,8 @@ def main() -> None:
     parser.add_argument("--timelines", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--edits", type=int, default=0, help="also edit this many real test motions")
+    parser.add_argument("--skip-timelines", action="store_true")
     parser.add_argument("--out")
     args = parser.parse_args()
     torch.manual_seed(args.seed)
@@ -138,8 +177,13 @@ def main() -> None:
                     "durations_s": list(DURATIONS), "models": {}}
     for path in args.models:
         pipeline = MotionPipeline.from_pretrained(path)
-        report["models"][Path(path).name] = {"speed": speed(pipeline, args.repeats),
-                                             **quality(pipeline, space, captions, args.seed)}
+        entry = {} if args.skip_timelines else {"speed": speed(pipeline, args.repeats),
+                                                **quality(pipeline, space, captions, args.seed)}
+        if args.edits:
+            items = [item for item in test.items if 80 <= len(item.motion) <= 196][:args.edits]
+            others = [pool[j] for j in rng.choice(len(pool), len(items))]
+            entry["edit"] = edits(pipeline, [item.motion.astype(np.float32) for item in items], others, args.seed)
+        report["models"][Path(path).name] = entry
         print(json.dumps(report["models"][Path(path).name], indent=2), flush=True)
     text = json.dumps(report, indent=2)
     if args.out:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -163,8 +165,17 @@ def test_blend_boundaries_removes_the_jump_next_to_kept_frames() -> None:
     kept = torch.tensor([True] * 4 + [False] * 8)
     out = blend_boundaries(decoded, source, kept, blend=3)
     torch.testing.assert_close(out[0, :4], source[:4])
-    # frames 4, 5, 6 move toward the kept frame's source by 3/4, 2/4, 1/4 of the offset (-1), frame 7 not at all
-    torch.testing.assert_close(out[0, 4:8, 0], torch.tensor([0.25, 0.5, 0.75, 1.0]))
+    # frames 4, 5, 6 move toward the kept frame's source by a cosine share of the offset (-1), frame 7 not at all
+    share = [0.5 * (1 + math.cos(math.pi * d / 4)) for d in (1, 2, 3)]
+    torch.testing.assert_close(out[0, 4:8, 0], torch.tensor([1 - share[0], 1 - share[1], 1 - share[2], 1.0]))
+    linear = blend_boundaries(decoded, source, kept, blend=3, shape="linear")
+    torch.testing.assert_close(linear[0, 4:8, 0], torch.tensor([0.25, 0.5, 0.75, 1.0]))
+    # a kept ramp (slope 1 per frame) keeps rising into the first generated frame, then fades to the decoded 0
+    ramp = torch.arange(12.0).unsqueeze(1).repeat(1, 2)
+    flat = blend_boundaries(torch.zeros(1, 12, 2), ramp, kept, blend=3)
+    no_slope = blend_boundaries(torch.zeros(1, 12, 2), ramp, torch.tensor([False] * 3 + [True] + [False] * 8),
+                                blend=3)
+    assert float(flat[0, 4, 0]) > float(ramp[3, 0]) > float(no_slope[0, 4, 0]) and float(flat[0, 7, 0]) == 0
 
 
 def test_gateway_limits_match_the_library() -> None:
