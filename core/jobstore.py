@@ -111,6 +111,11 @@ def scrub_paths(text: str, private_dirs: tuple[str, ...] = ()) -> str:
     return _ABSOLUTE_PATH.sub(HIDDEN_PATH, text)
 
 
+def motion_file(artifacts_dir: Path | str, job_id: str, sample: int) -> Path:
+    """Where a generate job's sample (an uploaded motion: sample 0) keeps its features (T, D) float32 for edits."""
+    return Path(artifacts_dir) / job_id / f"motion_{int(sample)}.npy"
+
+
 def new_job_id() -> str:
     return uuid.uuid4().hex
 
@@ -177,6 +182,23 @@ class JobStore:
         created, active = self._create(keys=[self.key(job_id), owned], args=args)
         if not created:
             raise TooManyJobs(int(active), max_active)
+        return self.decode(fields)
+
+    def create_finished(self, job_type: str, request: dict[str, Any], result: dict[str, Any],
+                        job_id: str | None = None, owner: str = "") -> dict[str, Any]:
+        """Store a job that is done when created (an uploaded motion): succeeded with `result`, never queued,
+        so it does not count toward the owner's active jobs."""
+        if job_type not in JOB_TYPES:
+            raise ValueError(f"unknown job type {job_type!r}")
+        job_id = job_id or new_job_id()
+        now = repr(time.time())
+        fields = {"id": job_id, "type": job_type, "state": "succeeded", "progress": "1", "attempts": "0",
+                  "created_at": now, "finished_at": now, "request": json.dumps(request), "model": "",
+                  "owner": owner, "result": json.dumps(result, separators=(",", ":"))}
+        with self.r.pipeline() as pipe:
+            pipe.hset(self.key(job_id), mapping=fields)
+            pipe.expire(self.key(job_id), self.ttl_s)
+            pipe.execute()
         return self.decode(fields)
 
     def get(self, job_id: str) -> dict[str, Any] | None:

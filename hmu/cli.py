@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hmu import __version__
+from hmu import __version__, timeline_cli
 from hmu.serve import serve
 from models.data import cli as data_cli
 from models.eval import cli as eval_cli
@@ -117,6 +117,12 @@ def generate_checked(args: argparse.Namespace) -> list | None:
     model = args.model or default_model_path()
     pipeline = MotionPipeline.from_pretrained(model, **official_options(args))
     guard = SafetyGuard.from_model_dir(model) if Path(model).is_dir() else None
+    special = timeline_cli.generate_special(pipeline, args)  # --segment timelines, --edit in-betweening
+    if special is not None:
+        if guard is not None and bool(guard.classifier.predict([m.features for m in special]).any()):
+            print("unsafe_output: the model's safety guard flagged the motion; nothing written", file=sys.stderr)
+            return None
+        return special
     if guard is None:
         return pipeline.generate([args.text], lengths=[args.length], seed=args.seed, num_samples=args.num_samples)
     seed = args.seed if args.seed is not None else int(np.random.default_rng().integers(2**31 - 16))
@@ -174,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     gen = sub.add_parser("generate", help="text -> 3D motion")
     gen.add_argument("--model", help="native checkpoint folder or official layout (default: shipped MoMask-small)")
-    gen.add_argument("--text", required=True)
+    gen.add_argument("--text", help="what the motion shows (required unless --segment)")
     gen.add_argument("--length", type=_positive_int, help="frames at 20 fps (4..196); default: estimated")
     gen.add_argument("--seed", type=int)
     gen.add_argument("--num-samples", type=_positive_int, default=1)
@@ -186,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help=".bvh/.glb: in_place also writes <stem>.root.json (the ground trajectory)")
     gen.add_argument("--loop", action="store_true", help=".bvh/.glb: blend the last 0.5 s into the first frame")
     add_official_options(gen)
+    timeline_cli.add_options(gen)
     gen.set_defaults(func=cmd_generate)
 
     conv = sub.add_parser("convert", help="write any loadable model in the native format")

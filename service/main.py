@@ -28,7 +28,7 @@ from core.settings import Settings, get_settings
 from models.version import package_version
 from service.deps import Services
 from service.limits import RequestGuard
-from service.routes import evaluate, generate, health, jobs, models, unlearn
+from service.routes import evaluate, generate, health, jobs, models, motions, unlearn
 
 log = logging.getLogger("hmu.service")
 STATIC_DIR = Path(__file__).parent / "static"
@@ -117,7 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             services.http_metrics.observe(getattr(route, "path", "unmatched"), request.method, status,
                                           time.perf_counter() - start)
 
-    for module in (generate, jobs, models, unlearn, evaluate, health):
+    for module in (generate, motions, jobs, models, unlearn, evaluate, health):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")  # the web page (service/static)
     app.add_api_route("/", lambda: FileResponse(STATIC_DIR / "index.html"), include_in_schema=False)

@@ -40,8 +40,54 @@ def _not_blank(value: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- generate
+# Timelines and edits (torch-free copies of models/pipelines/{timeline,edit,constants}.py; a test compares them)
+TIMELINE_MAX_SECONDS = 60.0
+TIMELINE_MAX_SEGMENTS = 12
+EDIT_MAX_FRAMES = 196
+EDIT_MAX_KEEP = 16
+JOB_ID_PATTERN = r"^[0-9a-f]{32}$"
+Frame = Annotated[int, Field(ge=0, le=EDIT_MAX_FRAMES)]
+
+
+class TimelineSegment(Strict):
+    text: str = Field(min_length=1, max_length=512, description="what this part of the timeline shows")
+    seconds: float = Field(ge=0.4, le=TIMELINE_MAX_SECONDS, allow_inf_nan=False,
+                           description="duration (floored to a multiple of 0.2 s)")
+
+    _text = field_validator("text")(lambda value: _not_blank(value))
+
+
+class EditRequest(Strict):
+    source: str = Field(pattern=JOB_ID_PATTERN, description="id of a finished generate job (sample `sample` of "
+                                                            "it) or of an uploaded motion (POST /motions)")
+    sample: int = Field(0, ge=0, le=7, description="which sample of the source job")
+    keep: list[tuple[Frame, Frame]] = Field(min_length=1, max_length=EDIT_MAX_KEEP,
+                                            description="[start, end) frame ranges kept unchanged; the other "
+                                                        "frames are regenerated from `text`")
+
+    @field_validator("keep")
+    @classmethod
+    def _ranges(cls, value: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        for start, end in value:
+            if start >= end:
+                raise ValueError(f"keep range [{start}, {end}] is empty (start must be below end)")
+        ordered = sorted(value)
+        for (_, end), (start, _) in zip(ordered, ordered[1:], strict=False):
+            if start < end:
+                raise ValueError(f"keep ranges overlap (one ends at frame {end}, the next starts at {start})")
+        return ordered
+
+
 class GenerateRequest(Strict):
-    text: str = Field(min_length=1, max_length=512, description="what the motion shows")
+    text: str | None = Field(None, min_length=1, max_length=512,
+                             description="what the motion shows (with `edit`: what the regenerated frames show); "
+                                         "required unless `segments` is given")
+    segments: list[TimelineSegment] | None = Field(
+        None, min_length=1, max_length=TIMELINE_MAX_SEGMENTS,
+        description="a timeline instead of `text`: parts played in order, each generated after the end of the "
+                    "previous one (at most 60 s in all); runs unbatched")
+    edit: EditRequest | None = Field(None, description="in-betweening: regenerate a finished motion outside "
+                                                       "`keep` from `text`; runs unbatched")
     model: str | None = id_field("model id (default model)")
     length_frames: int | None = Field(None, ge=40, le=196, description="frames at 20 fps (estimated)")
     num_samples: int = Field(1, ge=1, le=8)
@@ -60,7 +106,20 @@ class GenerateRequest(Strict):
                                                          "returns the ground trajectory separately")
     loop: bool = Field(False, description="bvh/glb: blend the last 0.5 s into the first frame")
 
-    _text = field_validator("text")(_not_blank)
+    _text = field_validator("text")(lambda value: value if value is None else _not_blank(value))
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> GenerateRequest:
+        if (self.text is None) == (self.segments is None):
+            raise ValueError("give exactly one of 'text' (one motion) or 'segments' (a timeline)")
+        if self.segments is not None:
+            total = sum(s.seconds for s in self.segments)
+            if total > TIMELINE_MAX_SECONDS + 1e-9:
+                raise ValueError(f"a timeline lasts at most {TIMELINE_MAX_SECONDS:g} s, got {total:g} s")
+        if self.length_frames is not None and (self.segments is not None or self.edit is not None):
+            raise ValueError("length_frames does not apply to timelines (use seconds) or edits (the source's "
+                             "length)")
+        return self
 
     @model_validator(mode="after")
     def _export_fields(self) -> GenerateRequest:
@@ -86,6 +145,17 @@ class MotionFile(BaseModel):
     url: str = Field(description="GET it with the key that created the job (/jobs/{id}/artifacts/{name})")
     bytes: int
     media_type: str
+class SegmentSpan(BaseModel):
+    text: str
+    start: int = Field(description="first frame")
+    end: int = Field(description="frame after the last")
+
+
+class MotionUploaded(BaseModel):
+    job_id: str = Field(description="use it as `edit.source` of POST /generate")
+    frames: int
+    feature_dim: int
+    status_url: str
 
 
 class MotionSample(BaseModel):
@@ -98,6 +168,8 @@ class MotionSample(BaseModel):
     file: MotionFile | None = Field(None, description="glb: the file to download (not inline)")
     root_trajectory: list[list[float]] | None = Field(None, description="in place: (frames, 3) ground trajectory "
                                                                          "taken out of the skeleton, metres")
+    segments: list[SegmentSpan] | None = Field(None, description="a timeline's parts, in frames")
+    kept: list[list[int]] | None = Field(None, description="an edit's kept [start, end) frame ranges")
 
 
 class GenerateResult(BaseModel):

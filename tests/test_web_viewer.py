@@ -175,6 +175,48 @@ def test_page_generates_animates_and_downloads_bvh(base_url, browser, tmp_path):
     context.close()
 
 
+def test_page_plays_a_timeline_then_edits_it(base_url, browser):
+    page = browser.new_context(viewport={"width": 1200, "height": 1000}).new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(base_url + "/")
+    page.fill("#api-key", KEY)
+    page.keyboard.press("Tab")
+    wait_for(page, "document.querySelectorAll('#model-a option').length === 2", errors)
+    page.select_option("#model-b", BASE)
+    page.fill("#prompt", "a person walks forward = 6\na person jumps = 4.5\na person waves = 4")
+    page.fill("#seed", "3")
+    page.click("#generate")
+    wait_for(page, "window.hmuViewer.motions.length === 2 && window.hmuViewer.framesDrawn > 10", errors)
+    motions = page.evaluate("window.hmuViewer.motions.map(m => [m.joints.length, m.segments])")
+    assert motions[0][0] == 288  # 120 + 88 + 80 frames: longer than one generation (196)
+    assert [(s["start"], s["end"]) for s in motions[0][1]] == [(0, 120), (120, 208), (208, 288)]
+    # the label names the part being played; playing on past 196 frames reaches the last part
+    page.wait_for_function("document.getElementById('frame-label').textContent.includes('a person')")
+    page.wait_for_function("document.getElementById('frame-label').textContent.includes('waves')",
+                           timeout=30_000)
+
+    page.fill("#prompt", "a person sits down")  # editing the 288-frame timeline: a clear 422 (edits take <= 196)
+    page.fill("#keep", "0:40")
+    page.click("#generate")
+    wait_for(page, "document.getElementById('status').className === 'error'", errors)
+    assert "196" in page.inner_text("#status")
+    page.fill("#prompt", "a person walks forward")
+    page.fill("#keep", "")
+    page.fill("#length", "80")
+    page.click("#generate")
+    wait_for(page, "window.hmuViewer.motions.length === 2 && window.hmuViewer.motions[0].joints.length === 80",
+             errors)
+    before = page.evaluate("window.hmuViewer.motions[0].joints")
+    page.fill("#prompt", "a person jumps")
+    page.fill("#keep", "0:20 60:80")
+    page.click("#generate")
+    wait_for(page, "window.hmuViewer.motions[0].kept && window.hmuViewer.motions[0].kept.length === 2", errors)
+    after = page.evaluate("window.hmuViewer.motions[0].joints")
+    np.testing.assert_allclose(np.asarray(after)[:20], np.asarray(before)[:20], atol=1e-4)
+    assert errors == [], f"JavaScript errors: {errors}"
+
+
 def test_static_files_are_served(base_url):
     import httpx
 

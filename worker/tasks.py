@@ -21,7 +21,7 @@ from core.queue import TASKS
 from core.registry import NotFound, dataset_dir, model_dir, model_exists
 from models.common.sampling_config import SamplingConfig
 from models.pipelines import FPS, GeneratedMotion
-from worker import adapters
+from worker import adapters, timelines
 from worker.batching import MicroBatcher
 from worker.cache import ModelCache
 from worker.runtime import JobContext, WorkerRuntime
@@ -116,18 +116,36 @@ def run_generate(runtime: WorkerRuntime, job: JobContext) -> dict[str, Any]:
                         seed=int(seed) if seed is not None else secrets.randbelow(2**31 - 16))
     config = SamplingConfig.from_dict(request.get("sampling"))
     job.check_cancelled()
-    motions = runtime.batcher.submit((model_id, config), item)
+    motions = timelines.run_timeline_or_edit(runtime, request, model_id, item.seed, config)
+    if motions is None:
+        motions = runtime.batcher.submit((model_id, config), item)
+    else:
+        motions = check_unbatched(runtime.models, model_id, motions)
     refused = sum(m is None for m in motions)
     if refused:
         raise JobError("unsafe_output", f"the model's safety guard refused {refused} of {len(motions)} motions "
                        "(still flagged after its resamples); no motion is returned")
+    timelines.keep_features(runtime.settings.artifacts_dir, job.id, motions)
     fmt = request.get("format", "joints")
     if fmt in ("glb", "bvh"):
         samples = [file_payload(runtime, job, i, m, fmt) for i, m in enumerate(motions)]
     else:
         samples = [motion_payload(m, fmt) for m in motions]
+    samples = [sample | timelines.sample_extras(m, request) for sample, m in zip(samples, motions, strict=True)]
     return {"job_id": job.id, "model": model_id, "format": fmt, "fps": int(request.get("fps") or FPS),
             "samples": samples}
+
+
+def check_unbatched(models: ModelCache, model_id: str, motions: list[GeneratedMotion]) -> list[GeneratedMotion | None]:
+    """Timelines and edits through the model's safety guard: a flagged motion is refused (not resampled: the
+    whole timeline or edit would have to be generated again)."""
+    guard = models.guard(model_id)
+    if guard is None:
+        return list(motions)
+    flags = guard.classifier.predict([m.features for m in motions])
+    if models.metrics is not None:
+        models.metrics.inc_guard(model_id, {"checks": len(motions), "refusals": int(sum(flags))})
+    return [None if flagged else m for m, flagged in zip(motions, flags, strict=True)]
 
 
 def motion_payload(motion: GeneratedMotion, fmt: str) -> dict[str, Any]:

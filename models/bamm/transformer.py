@@ -232,6 +232,73 @@ class BAMMTransformer(CondTransformerBase):
             ids = torch.where(free, ids, cond_idx)
         return ids
 
+    @eval_mode
+    def infill(self, cond: torch.Tensor, token_lens: torch.Tensor, known_ids: torch.Tensor,
+               sampling: SamplingConfig | None = None, second_pass_scale: float = 3.0,
+               generator: Generators = None) -> torch.Tensor:
+        """Token in-filling with BAMM's two passes: known_ids (B, L) codes, -1 at positions to generate
+        (only positions < token_lens count) -> ids (B, L), -1 from each row's length on; known codes unchanged.
+
+        Pass 1 drafts the free positions left to right with CFG scale `cond_scale`. When every row's known
+        positions form a prefix (a continuation, as in timelines) this is the causal autoregressive mode with
+        the prefix fed in (key/value cache, as `generate`'s first pass); otherwise the known codes and the end
+        token at the row's length are conditions that every position sees (bidirectional, official `edit2`).
+        Pass 2 (as in `generate`) re-samples a random half of the free positions with `second_pass_scale`,
+        the known codes, the other drafted codes and the end token being conditions. The end class is never
+        sampled; categorical sampling, per-row generators as in `generate`.
+        """
+        self.check_cond(cond)
+        if known_ids.dim() != 2 or known_ids.is_floating_point() or known_ids.shape[0] != cond.shape[0]:
+            raise ValueError(f"known_ids must be an integer tensor (B, L) matching cond, got {tuple(known_ids.shape)}")
+        b, n = known_ids.shape
+        if not 1 <= n <= self.max_tokens:
+            raise ValueError(f"known_ids length must be in 1..{self.max_tokens}, got {n}")
+        if bool(((known_ids < -1) | (known_ids >= self.num_tokens)).any()):
+            raise ValueError(f"known_ids must hold -1 (free) or codes in [0, {self.num_tokens - 1}]")
+        _check_generators(generator, b)
+        dev = cond.device
+        lens = check_token_lens(token_lens, b, n).to(dev)
+        cond_scale = float((sampling or SamplingConfig()).over(DEFAULT_SAMPLING).cond_scale)
+        pos = torch.arange(n + 1, device=dev).unsqueeze(0)
+        valid, end = pos < lens.unsqueeze(1), pos == lens.unsqueeze(1)
+        padded = torch.cat([known_ids.to(dev).long(), known_ids.new_full((b, 1), -1).to(dev)], dim=1)
+        known = valid & (padded >= 0)
+        free = valid & ~known
+        ids = torch.where(known, padded, self.pad_id).masked_fill(end, self.end_id)
+        prefix = bool((known == (pos < known.sum(dim=1, keepdim=True))).all())
+        cond_idx = None if prefix else torch.where(known | end, ids, self.pad_id)
+        ids = self._fill(ids, cond, cond_idx, free, cond_scale, generator)
+
+        scores = uniform((b, n + 1), generator, dev).masked_fill(~free, 2.0)
+        resample = lowest_k_mask(scores, num_masked(0.5, free.sum(dim=1))) & free
+        cond_idx = torch.where((valid & ~resample) | end, ids, self.pad_id)
+        ids = self._fill(ids, cond, cond_idx, resample, second_pass_scale, generator)
+        return torch.where(valid, ids, -1)[:, :n]
+
+    def _fill(self, ids: torch.Tensor, cond: torch.Tensor, cond_idx: torch.Tensor | None, free: torch.Tensor,
+              cond_scale: float, generator: Generators) -> torch.Tensor:
+        """Sample the `free` slots (B, L+1) of ids left to right (end class dropped), everything else kept.
+        cond_idx None: causal mask, run with the key/value cache over every slot up to the last free one."""
+        ids = ids.clone()
+        columns = free.any(dim=0).nonzero().flatten().tolist()
+        if not columns:
+            return ids
+        last = columns[-1]
+        step = None if cond_idx is not None else self._cached_causal_logits(cond, cond_scale, False, last + 1)
+        for k in range(last + 1):
+            row_free = free[:, k]
+            if step is not None:
+                logits = step(ids[:, k - 1] if k else None)
+            elif bool(row_free.any()):
+                logits = self.forward_with_cond_scale(ids, cond, cond_idx, cond_scale, at=k)[:, 0]
+            else:
+                continue
+            if not bool(row_free.any()):
+                continue
+            drawn = categorical_sample(logits[:, :self.end_id].unsqueeze(1), 1.0, generator, row_free.long())
+            ids[:, k] = torch.where(row_free, drawn.squeeze(1), ids[:, k])
+        return ids
+
     # ----------------------------------------------------------------- training
     def loss(self, ids: torch.Tensor, cond: torch.Tensor, token_lens: torch.Tensor,
              generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -128,8 +128,15 @@ class ResidualTransformer(CondTransformerBase):
         """Layer-by-layer Gumbel sampling (momask-inference.md §4): base_ids (B, L) (-1 allowed at pads)
         -> ids (B, L, 1 + num_res_layers) (all Q layers when -1), -1 at pads and where pad was sampled.
 
+        In-filling: base_ids may be (B, L, Q') with known residual ids in layers 1..Q'-1 (-1 = sample it);
+        a known id is kept (and seen by the higher layers) instead of the sampled one.
         sampling: temperature and res_cond_scale (unset: `DEFAULT_SAMPLING`); the top-k filter is fixed at 0.9.
         """
+        known = None
+        if base_ids.dim() == 3:
+            base_ids, known = base_ids[..., 0], base_ids[..., 1:]
+            if known.numel() and int(known.max()) >= self.num_tokens:
+                raise ValueError(f"known residual ids must lie in [-1, {self.num_tokens - 1}]")
         sampling = (sampling or SamplingConfig()).over(DEFAULT_SAMPLING)
         temperature, cond_scale = float(sampling.temperature), float(sampling.res_cond_scale)
         self.check_ids_and_cond(base_ids, cond, "base_ids")
@@ -152,6 +159,8 @@ class ResidualTransformer(CondTransformerBase):
             history = history + F.embedding(ids, embed[q - 1])
             logits = self.forward_with_cond_scale(history, q, cond, pad, cond_scale, force_mask, proj)
             pred = gumbel_sample(top_k_filter(logits, TOPK_FILTER_THRES), temperature, generator, row_lens)
+            if known is not None and q <= known.shape[-1]:
+                pred = torch.where(known[..., q - 1] >= 0, known[..., q - 1].long(), pred)
             ids = torch.where(pad, self.pad_id, pred)
             layers.append(ids)
         out = torch.stack(layers, dim=-1)

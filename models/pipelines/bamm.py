@@ -24,3 +24,10 @@ class BAMMPipeline(MotionPipeline):
         """Two-pass BAMM decoding of layer 0; token_lens None = predicted."""
         base_ids, token_lens = (base or self.base).generate(cond, token_lens, sampling, generator=generators)
         return base_ids[:, : int(token_lens.max())], token_lens
+
+    def infill_base(
+        self, cond: torch.Tensor, token_lens: torch.Tensor, known_base: torch.Tensor,
+        generators: list[torch.Generator], sampling: SamplingConfig,
+    ) -> torch.Tensor:
+        """BAMM's two passes with the known codes fixed (`BAMMTransformer.infill`)."""
+        return self.base.infill(cond, token_lens, known_base, sampling, generator=generators)

@@ -310,6 +310,34 @@ class MotionPipeline:
         raise NotImplementedError
 
     @torch.no_grad()
+    def infill_tokens(
+        self, cond: torch.Tensor, token_lens: torch.Tensor, known_ids: torch.Tensor,
+        generators: list[torch.Generator], sampling: SamplingConfig | None = None,
+    ) -> torch.Tensor:
+        """Token in-filling: known_ids (B, L, Q) RVQ ids with -1 where to generate -> all ids (B, L, Q), -1 at pads.
+
+        Base-layer positions with a known id are kept and the others generated from the text around them
+        (`infill_base`); the residual layers are then predicted for the whole sequence, keeping every known
+        residual id. token_lens (B,) in 1..L; sampling: the knobs where set, this model's defaults elsewhere.
+        """
+        sampling = (sampling or SamplingConfig()).over(self.sampling)
+        known_ids = known_ids.to(self.device).long()
+        token_lens = token_lens.to(self.device)
+        valid = torch.arange(known_ids.shape[1], device=self.device).unsqueeze(0) < token_lens.unsqueeze(1)
+        base = known_ids[..., 0]
+        if bool((valid & (base < 0)).any()):
+            base = self.infill_base(cond, token_lens, torch.where(valid, base, -1), generators, sampling)
+        known = torch.cat([base.unsqueeze(-1), known_ids[..., 1:]], dim=-1)
+        return self.residual.generate(known, cond, token_lens, sampling, generator=generators)
+
+    def infill_base(
+        self, cond: torch.Tensor, token_lens: torch.Tensor, known_base: torch.Tensor,
+        generators: list[torch.Generator], sampling: SamplingConfig,
+    ) -> torch.Tensor:
+        """Base-layer ids (B, L) with the known codes of known_base (B, L) (-1 = generate) kept; -1 at pads."""
+        raise NotImplementedError
+
+    @torch.no_grad()
     def decode_by_length(self, all_ids: torch.Tensor, token_lens: torch.Tensor) -> list[torch.Tensor]:
         """Decode each row at its own length (rows of equal length share one decoder call).
 

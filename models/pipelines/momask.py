@@ -22,3 +22,12 @@ class MoMaskPipeline(MotionPipeline):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Mask-predict decoding of layer 0 at the given token lengths."""
         return (base or self.base).generate(cond, token_lens, sampling, generator=generators), token_lens
+
+    def infill_base(
+        self, cond: torch.Tensor, token_lens: torch.Tensor, known_base: torch.Tensor,
+        generators: list[torch.Generator], sampling: SamplingConfig,
+    ) -> torch.Tensor:
+        """Mask-predict in-filling (MoMask's temporal inpainting): known codes fixed, only the unknown
+        positions masked and iteratively filled (needs at least one unknown position per row)."""
+        return self.base.edit(known_base, cond, token_lens, edit_mask=known_base < 0, sampling=sampling,
+                              generator=generators)

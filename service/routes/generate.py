@@ -8,6 +8,7 @@ from starlette.concurrency import run_in_threadpool
 from core import registry
 from service import dispatch
 from service.deps import Principal, Services, get_services, require
+from service.edits import timeline_or_edit
 from service.schemas import AUTH_ERRORS, GenerateRequest, GenerateResult, JobAccepted, error_responses
 
 router = APIRouter(tags=["generate"], responses=AUTH_ERRORS)
@@ -27,6 +28,7 @@ async def generate(body: GenerateRequest, request: Request, services: Services =
     payload = {"text": body.text, "length_frames": body.length_frames, "num_samples": body.num_samples,
                "seed": body.seed, "format": body.format, "sampling": body.sampling().to_dict(),
                **body.export_fields()}
+    payload |= await timeline_or_edit(body, services, principal)
     record = await dispatch.submit(services, "generate", payload, model_id, principal)
     record = await dispatch.wait(services, record["id"], body.wait_seconds)
     if record["state"] == "succeeded":

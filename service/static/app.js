@@ -165,6 +165,28 @@ function drawFrame(motion, frame) {
   }
 }
 
+// A time bar under the figure: timeline parts (alternating shades, ticks at the seams), an edit's kept
+// ranges (green) and the current frame.
+function drawBar(motion, frame) {
+  const { ctx, joints } = motion;
+  const w = ctx.canvas.width, y = ctx.canvas.height - 10, n = joints.length;
+  const x = (f) => 8 + (w - 16) * f / n;
+  ctx.fillStyle = "#e5e7eb";
+  ctx.fillRect(x(0), y, x(n) - x(0), 6);
+  (motion.segments || []).forEach((seg, i) => {
+    ctx.fillStyle = i % 2 ? "#c7d2fe" : "#a5b4fc";
+    ctx.fillRect(x(seg.start), y, x(seg.end) - x(seg.start), 6);
+    if (i) {
+      ctx.fillStyle = "#312e81";
+      ctx.fillRect(x(seg.start) - 1, y - 4, 2, 14);
+    }
+  });
+  ctx.fillStyle = "#86efac";
+  for (const [a, b] of motion.kept || []) ctx.fillRect(x(a), y, x(b) - x(a), 6);
+  ctx.fillStyle = "#111827";
+  ctx.fillRect(x(frame) - 1, y - 3, 3, 12);
+}
+
 // ------------------------------------------------------------------------------------------------ player
 const player = { motions: [], playing: true, start: 0, pausedAt: 0, fps: 20, framesDrawn: 0, raf: 0 };
 window.hmuViewer = player; // for debugging and the browser test
@@ -179,7 +201,9 @@ function tick(now) {
   for (const m of player.motions) {
     const frame = Math.floor(t * player.fps) % m.joints.length;
     drawFrame(m, frame);
-    label = `frame ${frame + 1} / ${m.joints.length} · ${player.fps} fps`;
+    drawBar(m, frame);
+    const part = (m.segments || []).find((seg) => seg.start <= frame && frame < seg.end);
+    label = `frame ${frame + 1} / ${m.joints.length} · ${player.fps} fps` + (part ? ` · ${part.text}` : "");
   }
   $("frame-label").textContent = label;
   player.framesDrawn += 1;
@@ -299,6 +323,7 @@ function showMotions(motions) {
     const motion = {
       request, joints, model: result.model, ctx: canvas.getContext("2d"), rigChoice: rig, fpsChoice: fps,
       cam: new Camera(joints, canvas.width, canvas.height), chains: CHAINS[joints[0].length] || [],
+      jobId: result.job_id, segments: sample.segments, kept: sample.kept,
     };
     bvh.addEventListener("click", (event) => downloadFile(event, motion, "bvh"));
     glb.addEventListener("click", (event) => downloadFile(event, motion, "glb"));
@@ -313,10 +338,48 @@ function showMotions(motions) {
 }
 
 // ------------------------------------------------------------------------------------------------ form
+// "text = seconds" on every line: a timeline (segments); otherwise one prompt.
+function parseSegments(prompt) {
+  const lines = prompt.split("\n").map((l) => l.trim()).filter(Boolean);
+  const parts = lines.map((l) => l.match(/^(.*\S)\s*=\s*(\d+(?:\.\d+)?)\s*s?$/));
+  if (!lines.length || parts.some((m) => !m)) return null;
+  return parts.map((m) => ({ text: m[1], seconds: Number(m[2]) }));
+}
+
+// "0:40 120:196" -> [[0, 40], [120, 196]]; null when empty.
+function parseKeep(value) {
+  const items = value.split(/[\s,]+/).filter(Boolean);
+  if (!items.length) return null;
+  return items.map((item) => {
+    const m = item.match(/^(\d+):(\d+)$/);
+    if (!m) throw new Error(`keep ranges are start:end frames, got “${item}”`);
+    return [Number(m[1]), Number(m[2])];
+  });
+}
+
+// The request of one model: a timeline, an edit of the motion that model's panel shows, or one prompt.
+function buildRequest(text, model, seed, length, keep) {
+  const request = { model, seed, num_samples: 1, format: "joints", wait_seconds: 10 };
+  const segments = parseSegments(text);
+  if (keep) {
+    const shown = player.motions.find((m) => m.model === model);
+    if (!shown || !shown.jobId) throw new Error("generate a motion first: the edit keeps frames of the one shown");
+    return { ...request, text, edit: { source: shown.jobId, keep } };
+  }
+  if (segments) return { ...request, segments };
+  return { ...request, text, length_frames: length };
+}
+
 async function onGenerate(event) {
   event.preventDefault();
   const text = $("prompt").value.trim();
   if (!text) return setStatus("type a prompt first", true);
+  let keep;
+  try {
+    keep = parseKeep($("keep").value);
+  } catch (error) {
+    return setStatus(error.message, true);
+  }
   const models = [$("model-a").value, $("model-b").value].filter(Boolean);
   if (!models.length) return setStatus("pick a model", true);
   // A fixed seed makes the motion reproducible (and its file downloads the same motion).
@@ -326,11 +389,11 @@ async function onGenerate(event) {
   setStatus(`generating with ${models.join(" and ")} (seed ${seed})…`);
   try {
     const motions = await Promise.all(models.map(async (model) => {
-      const request = { text, model, seed, length_frames: length, num_samples: 1, format: "joints", wait_seconds: 10 };
+      const request = buildRequest(text, model, seed, length, keep);
       return { request, result: await generate(request) };
     }));
     showMotions(motions);
-    setStatus(`“${text}” · seed ${seed}`);
+    setStatus(`“${text.replace(/\n/g, " · ")}” · seed ${seed}`);
   } catch (error) {
     setStatus(error.message, true);
   } finally {
