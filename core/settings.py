@@ -10,6 +10,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from models.common.package_data import shipped_path
+
 Scope = Literal["generate", "evaluate", "models:download", "admin"]
 SCOPES: tuple[Scope, ...] = ("generate", "evaluate", "models:download", "admin")  # README: "API keys and scopes"
 QUEUES: tuple[str, ...] = ("generate", "unlearn", "evaluate")
@@ -28,7 +30,7 @@ class Settings(BaseSettings):
     # Where things live
     redis_url: str | None = Field(None, description="redis://host:port/db or unix:///x.sock; None = embedded")
     models_dir: Path = Field(Path("artifacts/models"), description="registered (e.g. unlearned) models")
-    weights_dir: Path = Field(REPO_ROOT / "weights", description="shipped models, read-only")
+    weights_dir: Path = Field(shipped_path("weights"), description="shipped models, read-only")
     datasets_dir: Path = Field(Path("artifacts/datasets"), description="<name>/{forget,retain} sets")
     artifacts_dir: Path = Field(Path("artifacts/jobs"), description="results, uploads (shared)")
     data_dir: Path = Field(Path("artifacts/local"), description="embedded Redis database (`hmu serve`)")
