@@ -70,6 +70,15 @@ class Settings(BaseSettings):
     model_cache_size: int = Field(2, ge=1, le=16)
     preload_default_model: bool = True
 
+    # `hmu serve` as a supervisor (embedded mode)
+    worker_stop_timeout_s: float = Field(30.0, gt=0, description="on shutdown, time the worker has to finish "
+                                         "or give back its jobs (re-queued) before it is killed")
+    worker_restart_backoff_s: float = Field(1.0, gt=0, description="first wait before restarting a worker "
+                                            "that died; doubles on each quick death")
+    worker_restart_backoff_max_s: float = Field(30.0, gt=0, description="longest wait between worker restarts")
+    gateway_drain_s: float = Field(10.0, ge=0, description="on SIGTERM / SIGINT, time the gateway has to "
+                                   "finish the requests in flight")
+
     # Uploads (evaluation sets)
     upload_max_bytes: int = Field(64 * 2**20, ge=1024)
     upload_max_files: int = Field(20_000, ge=2)

@@ -398,7 +398,7 @@ def test_redis_down_gives_503_then_recovers(tmp_path: Path, tiny_model_dir: Path
         assert "hmu_redis_up 0.0" in http.get("/metrics").text
         server.start()
         try:
-            assert http.get("/readyz").status_code == 200
+            assert http.get("/readyz").json()["status"] == "no_worker"  # Redis is back; no worker here
             queued = http.post("/generate", json={"text": "walk", "wait_seconds": 0})
             assert queued.status_code == 202, queued.text  # no worker on this Redis: the job waits queued
             assert 'hmu_queue_depth{queue="generate"} 1.0' in http.get("/metrics").text

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Sequence
 
-from celery.signals import worker_ready
+from celery.signals import worker_ready, worker_shutting_down
 
 from core.queue import create_celery
 from core.settings import QUEUES, Settings, get_settings
+from core.workers import worker_name
 from worker.runtime import WorkerRuntime
 from worker.tasks import register_tasks
 
@@ -32,7 +32,7 @@ def run_worker(queues: Sequence[str] = QUEUES, concurrency: int | None = None,
         raise ValueError(f"concurrency must be >= 1, got {concurrency}")
 
     app = create_celery(settings)
-    name = f"hmu-{'-'.join(queues)}-{os.getpid()}@{socket.gethostname()}"
+    name = worker_name(queues, os.getpid())
     runtime = WorkerRuntime(settings, name=name, queues=queues)
     register_tasks(app, runtime)
     def on_ready(**_) -> None:  # announce the worker (and beat for its jobs) only once it consumes
@@ -40,7 +40,11 @@ def run_worker(queues: Sequence[str] = QUEUES, concurrency: int | None = None,
         if "generate" in queues and settings.preload_default_model:
             runtime.preload(settings.default_model)
 
+    def on_shutdown(**_) -> None:  # SIGTERM / SIGINT: running long jobs go back to their queues
+        runtime.drain()
+
     worker_ready.connect(on_ready, weak=False)
+    worker_shutting_down.connect(on_shutdown, weak=False)
     try:
         app.worker_main([
             "worker", f"--queues={','.join(queues)}", f"--concurrency={concurrency}", "--pool=threads",
