@@ -106,7 +106,31 @@ redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('SREM', KEYS[2], ARGV[1])
 return 1
 """
+
+# KEYS[1] job, KEYS[2] the set of reserved job ids; ARGV: job id, worker, now. A queued job whose message a
+# worker has taken (prefetched, not started yet) records that worker.
+_RESERVE = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'queued' then return 0 end
+redis.call('HSET', KEYS[1], 'reserved_by', ARGV[2], 'reserved_at', ARGV[3])
+redis.call('SADD', KEYS[2], ARGV[1])
+return 1
+"""
+
+# KEYS[1] job, KEYS[2] the set of reserved job ids; ARGV: job id, presence prefix, now, stale after (s).
+# A queued job reserved by a worker whose presence key expired is released (to be published again).
+_RELEASE = """
+local state = redis.call('HGET', KEYS[1], 'state')
+local worker = redis.call('HGET', KEYS[1], 'reserved_by') or ''
+if state ~= 'queued' or worker == '' then redis.call('SREM', KEYS[2], ARGV[1]) return 0 end
+if redis.call('EXISTS', ARGV[2] .. worker) == 1 then return 0 end
+local at = tonumber(redis.call('HGET', KEYS[1], 'reserved_at') or '0')
+if tonumber(ARGV[3]) - at < tonumber(ARGV[4]) then return 0 end
+redis.call('HSET', KEYS[1], 'reserved_by', '')
+redis.call('SREM', KEYS[2], ARGV[1])
+return 1
+"""
 RUNNING_SET = f"{PREFIX}:jobs:running"
+RESERVED_SET = f"{PREFIX}:jobs:reserved"
 
 
 class TooManyJobs(Exception):
@@ -176,6 +200,8 @@ class JobStore:
         self._start = client.register_script(_START)
         self._create = client.register_script(_CREATE)
         self._requeue = client.register_script(_REQUEUE)
+        self._reserve = client.register_script(_RESERVE)
+        self._release = client.register_script(_RELEASE)
 
     @staticmethod
     def key(job_id: str) -> str:
@@ -259,10 +285,20 @@ class JobStore:
         args = [job_id, worker, self.ttl_s, repr(time.time()), message, "1" if graceful else "0", "", 0]
         return int(self._requeue(keys=[self.key(job_id), RUNNING_SET], args=args)) == 1
 
+    def reserve(self, job_id: str, worker: str) -> bool:
+        """`worker` took the job's message (not started yet): if it dies, `reap` gives the job to another."""
+        args = [job_id, worker, repr(time.time())]
+        return int(self._reserve(keys=[self.key(job_id), RESERVED_SET], args=args)) == 1
+
     def reap(self, stale_after_s: float, presence_prefix: str) -> list[tuple[str, str]]:
         """Re-queue the running jobs whose worker's presence key (`presence_prefix` + name) expired and whose
-        heartbeat is older than `stale_after_s`. Returns (job id, type) of each, for the caller to publish."""
+        heartbeat is older than `stale_after_s`, and release the queued jobs such a worker had reserved.
+        Returns (job id, type) of each, for the caller to publish again."""
         reaped = []
+        for job_id in sorted(self.r.smembers(RESERVED_SET)):
+            args = [job_id, presence_prefix, repr(time.time()), stale_after_s]
+            if int(self._release(keys=[self.key(job_id), RESERVED_SET], args=args)) == 1:
+                reaped.append((job_id, self.r.hget(self.key(job_id), "type")))
         message = "re-queued: the worker running it stopped (no heartbeat)"
         for job_id in sorted(self.r.smembers(RUNNING_SET)):
             state, worker, job_type = self.r.hmget(self.key(job_id), ["state", "worker", "type"])

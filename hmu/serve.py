@@ -30,12 +30,12 @@ from redis.retry import Retry
 
 from core.redis_client import redis_client
 from core.settings import QUEUES, Settings, get_settings, settings_env
-from core.workers import forget_worker, worker_name
+from core.workers import WORKER_KEY, forget_worker, worker_name
 from service.main import create_app
 
 log = logging.getLogger("hmu.serve")
 START_ATTEMPTS = 3
-STABLE_AFTER_S = 60.0  # a worker that ran this long before dying restarts after the first back-off again
+READY_CHECK_S = 1.0  # how often the supervisor looks for a new worker's presence key (until it is there)
 
 
 @contextmanager
@@ -106,8 +106,9 @@ def worker_process(settings: Settings, queues: Sequence[str] = QUEUES, concurren
 
 class WorkerSupervisor:
     """Keeps one worker process running: a worker that exits while the service runs is restarted after a
-    back-off (first `worker_restart_backoff_s`, doubling up to `worker_restart_backoff_max_s`; back to the
-    first after a worker ran `STABLE_AFTER_S`)."""
+    back-off: `worker_restart_backoff_s` when it had become ready (its presence key appeared: e.g. killed, out
+    of memory), doubling up to `worker_restart_backoff_max_s` while it keeps dying before it is ready (a crash
+    loop: bad configuration, Redis gone)."""
 
     def __init__(self, settings: Settings, queues: Sequence[str] = QUEUES, concurrency: int | None = None):
         self.settings, self.queues, self.concurrency = settings, list(queues), concurrency
@@ -131,17 +132,26 @@ class WorkerSupervisor:
                 self._started_at = time.monotonic()
                 log.info("worker pid %d on queues %s", self.process.pid, ",".join(self.queues))
 
+    def _became_ready(self, process: subprocess.Popen) -> bool:
+        try:
+            return bool(self._redis.exists(WORKER_KEY + worker_name(self.queues, process.pid)))
+        except redis.RedisError:
+            return False
+
     def _watch(self) -> None:
         backoff = self.settings.worker_restart_backoff_s
+        ready, checked = False, 0.0
         while not self._stopping.is_set():
             process = self.process
             if process is None or process.poll() is None:
+                if process is not None and not ready and time.monotonic() - checked >= READY_CHECK_S:
+                    ready, checked = self._became_ready(process), time.monotonic()
                 self._stopping.wait(0.2)
                 continue
             if self._stopping.is_set():
                 break
             lived = time.monotonic() - self._started_at
-            if lived >= STABLE_AFTER_S:
+            if ready:
                 backoff = self.settings.worker_restart_backoff_s
             log.error("worker pid %d exited with status %s after %.0f s; restarting it in %.1f s",
                       process.pid, process.returncode, lived, backoff)
@@ -153,6 +163,7 @@ class WorkerSupervisor:
                 break
             backoff = min(backoff * 2, self.settings.worker_restart_backoff_max_s)
             self.restarts += 1
+            ready = False
             self._spawn()
 
     def stop(self) -> None:

@@ -79,6 +79,20 @@ def test_jobs_of_a_worker_without_heartbeat_are_requeued_once(runtime):
     assert client.sismember(RUNNING_SET, dead)
 
 
+def test_a_job_reserved_by_a_dead_worker_is_published_again(runtime):
+    runtime, client, published = runtime
+    store = runtime.store
+    lost = store.create("generate", REQUEST, model="momask-small")["id"]
+    kept = store.create("generate", REQUEST, model="momask-small")["id"]
+    assert store.reserve(lost, "w-dead") and store.reserve(kept, "w-alive")
+    client.set(WORKER_KEY + "w-alive", "{}", ex=60)
+    time.sleep(0.45)
+    assert runtime.reap_lost_jobs() == [lost] and published == [(lost, "generate")]
+    assert store.get(lost)["state"] == "queued"  # a second message now; whichever starts first runs it
+    assert store.start(lost, "w-new", stale_after_s=30, max_attempts=3) == ("run", 1)
+    assert store.start(lost, "w-other", stale_after_s=30, max_attempts=3)[0] == "duplicate"
+
+
 def test_a_job_still_beating_is_not_requeued_even_without_presence_key(runtime):
     runtime, _, published = runtime
     job_id = running_on(runtime.store, "w-gone")
@@ -116,25 +130,27 @@ def test_queue_coverage_of_live_workers(redis_url: str):
 
 # ---------------------------------------------------------------------------------------------- hmu serve
 class Service:
-    """`hmu serve` in a subprocess on a free port, its state in `root`."""
+    """`hmu serve` in a subprocess on a free port, its state in `root` (default settings but for the folders
+    and `env`); also used by bench/faults.py."""
 
-    def __init__(self, root: Path, tiny_model_dir: Path):
-        self.root, self.port = root, free_port()
+    def __init__(self, root: Path, tiny_model_dir: Path, env: dict[str, str] | None = None):
+        self.root = root
         models = root / "models" / "momask-small"
         if not models.exists():
             shutil.copytree(tiny_model_dir, models)
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("HMU_")}
         self.env.update({"HMU_DATA_DIR": str(root / "local"), "HMU_MODELS_DIR": str(root / "models"),
                          "HMU_WEIGHTS_DIR": str(root / "weights"), "HMU_ARTIFACTS_DIR": str(root / "jobs"),
-                         "HMU_PRELOAD_DEFAULT_MODEL": "false", "HMU_WORKER_CONCURRENCY": "2"})
-        self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=10)
+                         **(env or {})})
         self.process: subprocess.Popen | None = None
 
-    def start(self) -> Service:
+    def start(self, timeout_s: float = 180) -> Service:
+        self.port = free_port()
+        self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=30)
         log = (self.root / "serve.log").open("a")
         self.process = subprocess.Popen([sys.executable, "-m", "hmu.cli", "serve", "--port", str(self.port)],
                                         env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.root)
-        wait_for(self.ready, 180, "hmu serve to be ready")
+        wait_for(self.ready, timeout_s, "hmu serve to be ready")
         return self
 
     def ready(self) -> dict | None:
@@ -174,6 +190,9 @@ def gone(process: psutil.Process, timeout_s: float = 10) -> bool:
     return False
 
 
+TEST_ENV = {"HMU_PRELOAD_DEFAULT_MODEL": "false", "HMU_WORKER_CONCURRENCY": "2"}
+
+
 def finished(http: httpx.Client, job_id: str, timeout_s: float) -> dict:
     return wait_for(lambda: (r := http.get(f"/jobs/{job_id}").json())["state"] in ("succeeded", "failed") and r,
                     timeout_s, f"job {job_id} to finish")
@@ -182,7 +201,7 @@ def finished(http: httpx.Client, job_id: str, timeout_s: float) -> dict:
 @pytest.mark.slow
 @pytest.mark.timeout(400)
 def test_sigterm_stops_everything_in_order_and_loses_no_job(tmp_path: Path, tiny_model_dir: Path):
-    service = Service(tmp_path, tiny_model_dir).start()
+    service = Service(tmp_path, tiny_model_dir, TEST_ENV).start()
     try:
         worker = psutil.Process(service.ready()["workers"][0]["pid"])
         servers = service.redis_servers()
@@ -196,7 +215,7 @@ def test_sigterm_stops_everything_in_order_and_loses_no_job(tmp_path: Path, tiny
         assert all(gone(server) for server in servers), "the embedded redis-server outlived hmu serve"
     finally:
         service.stop()
-    again = Service(tmp_path, tiny_model_dir)
+    again = Service(tmp_path, tiny_model_dir, TEST_ENV)
     try:
         again.start()
         assert finished(again.http, job, 120)["state"] == "succeeded"  # done before the stop, or after restart
@@ -208,7 +227,7 @@ def test_sigterm_stops_everything_in_order_and_loses_no_job(tmp_path: Path, tiny
 @pytest.mark.slow
 @pytest.mark.timeout(400)
 def test_a_killed_worker_is_restarted_and_readyz_says_503_meanwhile(tmp_path: Path, tiny_model_dir: Path):
-    service = Service(tmp_path, tiny_model_dir).start()
+    service = Service(tmp_path, tiny_model_dir, TEST_ENV).start()
     try:
         first = service.ready()["workers"][0]
         os.kill(first["pid"], signal.SIGKILL)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from celery.signals import worker_ready, worker_shutting_down
+from celery.signals import task_received, worker_ready, worker_shutting_down
 
 from core.queue import create_celery
 from core.settings import QUEUES, Settings, get_settings
@@ -43,7 +43,12 @@ def run_worker(queues: Sequence[str] = QUEUES, concurrency: int | None = None,
     def on_shutdown(**_) -> None:  # SIGTERM / SIGINT: running long jobs go back to their queues
         runtime.drain()
 
+    def on_received(request=None, **_) -> None:  # a message taken from a queue, not started yet
+        if request is not None:
+            runtime.reserved(request.id)
+
     worker_ready.connect(on_ready, weak=False)
+    task_received.connect(on_received, weak=False)
     worker_shutting_down.connect(on_shutdown, weak=False)
     try:
         app.worker_main([

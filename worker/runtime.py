@@ -116,6 +116,14 @@ class WorkerRuntime:
                 log.warning("heartbeat failed: %s", error)
             self._stop.wait(interval)
 
+    def reserved(self, job_id: str) -> None:
+        """The worker took a job's message (Celery's task_received): note it on the job record, so that the job
+        is given to another worker if this one dies before running it."""
+        try:
+            self.store.reserve(job_id, self.name)
+        except Exception as error:  # the broker's visibility timeout still redelivers it
+            log.warning("could not note job %s as reserved: %s", job_id, error)
+
     def reap_lost_jobs(self) -> list[str]:
         """Re-queue the running jobs of workers that stopped beating (presence key expired, job heartbeat older
         than two intervals), at most once per heartbeat interval across all workers; much sooner than the
