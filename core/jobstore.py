@@ -129,7 +129,24 @@ redis.call('HSET', KEYS[1], 'reserved_by', '')
 redis.call('SREM', KEYS[2], ARGV[1])
 return 1
 """
+# KEYS[1] hash job id -> unpacked upload bytes; ARGV: job id, bytes, limit, job key prefix. Entries of jobs
+# that ended or expired are dropped first (their files are gone or going). -> {accepted (1|0), bytes in use}
+_UPLOAD_RESERVE = """
+local used = 0
+local entries = redis.call('HGETALL', KEYS[1])
+for i = 1, #entries, 2 do
+  local state = redis.call('HGET', ARGV[4] .. entries[i], 'state')
+  if entries[i] ~= ARGV[1] then
+    if state == 'queued' or state == 'running' then used = used + tonumber(entries[i + 1])
+    else redis.call('HDEL', KEYS[1], entries[i]) end
+  end
+end
+if used + tonumber(ARGV[2]) > tonumber(ARGV[3]) then return {0, used} end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return {1, used}
+"""
 RUNNING_SET = f"{PREFIX}:jobs:running"
+UPLOADS_KEY = f"{PREFIX}:uploads:bytes"
 RESERVED_SET = f"{PREFIX}:jobs:reserved"
 
 
@@ -202,6 +219,7 @@ class JobStore:
         self._requeue = client.register_script(_REQUEUE)
         self._reserve = client.register_script(_RESERVE)
         self._release = client.register_script(_RELEASE)
+        self._upload_reserve = client.register_script(_UPLOAD_RESERVE)
 
     @staticmethod
     def key(job_id: str) -> str:
@@ -331,6 +349,30 @@ class JobStore:
         applied, _ = self._apply(job_id, ("running",), worker, state="failed", finished_at=repr(time.time()),
                                  error=json.dumps(error))
         return applied == 1
+
+    # ------------------------------------------------------------------ uploads
+    def uploads_dir(self, job_id: str) -> Path:
+        """Where a job's uploaded sets are unpacked (`<artifacts>/<id>/uploads`)."""
+        return self.artifacts_dir / job_id / "uploads"
+
+    def account_uploads(self, job_id: str, nbytes: int, total_limit: int) -> tuple[bool, int]:
+        """Count a job's unpacked uploads against `total_limit` (all queued and running jobs together,
+        atomic across gateway replicas). Returns (accepted, bytes already in use)."""
+        accepted, used = self._upload_reserve(keys=[UPLOADS_KEY],
+                                              args=[job_id, int(nbytes), int(total_limit), f"{PREFIX}:job:"])
+        return accepted == 1, int(used)
+
+    def release_uploads(self, job_id: str) -> bool:
+        """Delete a finished (or cancelled) job's uploads and their accounting; a queued or running job keeps
+        them. Returns True if the folder was removed."""
+        if self.r.hget(self.key(job_id), "state") in ACTIVE:
+            return False
+        self.r.hdel(UPLOADS_KEY, job_id)
+        folder = self.uploads_dir(job_id)
+        if not folder.is_dir():
+            return False
+        shutil.rmtree(folder, ignore_errors=True)
+        return True
 
     # ------------------------------------------------------------------ housekeeping
     def sweep_artifacts(self, min_age_s: float) -> list[str]:

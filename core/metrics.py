@@ -41,7 +41,8 @@ class HttpMetrics:
                                  ("route", "method"), registry=registry,
                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
         self.refused = Counter("hmu_requests_refused", "Requests refused by a limit, by reason "
-                               "(unauthenticated body, body_too_large, rate_limited, too_many_jobs)",
+                               "(unauthenticated body, body_too_large, rate_limited, too_many_jobs, upload_too_large, "
+                               "upload_quota, store_full)",
                                ("reason",), registry=registry)
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:

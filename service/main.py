@@ -33,6 +33,7 @@ from service.routes import evaluate, generate, health, jobs, models, unlearn
 log = logging.getLogger("hmu.service")
 STATIC_DIR = Path(__file__).parent / "static"
 BODY_PARSE_ERROR = "There was an error parsing the body"  # FastAPI's 400 for an undecodable body
+OOM_ERROR = "OOM command not allowed"  # Redis's answer to a write above maxmemory (noeviction)
 UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError, kombu.exceptions.OperationalError)
 DESCRIPTION = """Text-to-motion generation (MoMask, BAMM), concept unlearning and evaluation.
 
@@ -73,6 +74,15 @@ def install_error_handlers(app: FastAPI, retry_after_s: int, private_dirs: tuple
             log.warning("Redis/broker unreachable: %s", error)
             return JSONResponse({"detail": "the job store (Redis) is unreachable; retry later"},
                                 status_code=503, headers={"Retry-After": str(retry_after_s)})
+
+    @app.exception_handler(redis.ResponseError)  # maxmemory reached under noeviction: nothing is dropped
+    async def full(request: Request, error: redis.ResponseError) -> JSONResponse:
+        if not isinstance(error, redis.exceptions.OutOfMemoryError) and OOM_ERROR not in str(error):
+            return await internal(request, error)  # inside a Lua script the OOM error comes back as text
+        log.warning("Redis is full (maxmemory): refusing writes")
+        request.app.state.services.http_metrics.refused.labels("store_full").inc()
+        return JSONResponse({"detail": "the job store (Redis) is full; retry later, once finished jobs expire"},
+                            status_code=503, headers={"Retry-After": str(retry_after_s)})
 
     @app.exception_handler(Exception)
     async def internal(_: Request, error: Exception) -> JSONResponse:

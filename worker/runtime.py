@@ -176,6 +176,7 @@ class WorkerRuntime:
                 record = self.store.get(job_id)
                 if record:
                     self.metrics.inc_job(record["type"], "failed")
+                self._release_uploads(job_id)
             return decision
         record = self.store.get(job_id)
         if record is None:
@@ -205,6 +206,8 @@ class WorkerRuntime:
         finally:
             with self._lock:
                 self._active.discard(job_id)
+        if state in ("succeeded", "failed", "cancelled"):  # a re-queued or taken-over job keeps its uploads
+            self._release_uploads(job_id)
         if state not in ("cancelled", "requeued"):  # the gateway counts cancellations when it records them
             self.metrics.inc_job(job_type, state)
             self.metrics.observe("hmu_job_duration_seconds", (job_type, state), time.perf_counter() - start)
@@ -219,3 +222,11 @@ class WorkerRuntime:
         if self.publish is not None:
             self.publish(job_id, job_type)
         return "requeued"
+
+    def _release_uploads(self, job_id: str) -> None:
+        """Delete the uploads of a job that ended (release_uploads keeps them while it is queued or running,
+        e.g. taken over by another worker)."""
+        try:
+            self.store.release_uploads(job_id)
+        except Exception as error:  # housekeeping: the artifacts sweep removes them later
+            log.warning("could not delete the uploads of job %s: %s", job_id, error)
