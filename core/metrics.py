@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from core.settings import QUEUES
+from core.workers import live_workers
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,13 @@ class RedisCollector:
             for queue, n in zip(QUEUES, pipe.execute(), strict=True):
                 depth.add_metric([queue], n)
         yield depth
+
+        live = GaugeMetricFamily("hmu_workers_live", "Workers with a live heartbeat consuming each queue",
+                                 labels=["queue"])
+        workers = live_workers(self.r)
+        for queue in QUEUES:
+            live.add_metric([queue], sum(queue in w.get("queues", ()) for w in workers))
+        yield live
 
         for name, (help_text, label_names, buckets) in HISTOGRAMS.items():
             family = HistogramMetricFamily(name, help_text, labels=list(label_names))

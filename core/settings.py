@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.common.package_data import shipped_path
@@ -40,6 +40,26 @@ class Settings(BaseSettings):
 
     # Auth
     api_keys: dict[str, list[Scope]] = Field(default_factory=dict)
+    api_keys_file: Path | None = Field(None, description="JSON file with the keys (same layout as HMU_API_KEYS), "
+                                       "e.g. a Docker secret; instead of HMU_API_KEYS")
+    allow_open: bool = Field(False, description="let the gateway listen on a non-loopback address with no API "
+                                                "key (open mode); refused otherwise")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keys_from_file(cls, values: Any) -> Any:
+        """Read `api_keys_file` into `api_keys` (a secrets file keeps the keys out of the environment)."""
+        if not isinstance(values, dict) or not values.get("api_keys_file"):
+            return values
+        if values.get("api_keys"):
+            raise ValueError("set HMU_API_KEYS or HMU_API_KEYS_FILE, not both")
+        path = Path(values["api_keys_file"])
+        try:
+            keys = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise ValueError(f"HMU_API_KEYS_FILE: cannot read a JSON object of keys ({type(error).__name__})") \
+                from error
+        return {**values, "api_keys": keys}
 
     # Jobs
     job_ttl_s: int = Field(7 * 24 * 3600, ge=60)
@@ -119,7 +139,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
     """`HMU_*` environment variables that reproduce `settings` in another process (paths made absolute)."""
     env = {}
     for name, value in settings.model_dump().items():
-        if value is None:
+        if value is None or name == "api_keys_file":  # the keys themselves travel (already read)
             continue
         if isinstance(value, Path):
             value = str(value.resolve())

@@ -31,7 +31,7 @@ from redis.retry import Retry
 from core.redis_client import redis_client
 from core.settings import QUEUES, Settings, get_settings, settings_env
 from core.workers import WORKER_KEY, forget_worker, worker_name
-from service.main import create_app
+from service.main import check_exposure, create_app
 
 log = logging.getLogger("hmu.serve")
 START_ATTEMPTS = 3
@@ -192,6 +192,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, *, settings: Settings | Non
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = settings or get_settings()
+    check_exposure(host, settings)  # before anything starts
     stop = threading.Event()
     server: list[uvicorn.Server] = []
 

@@ -4,6 +4,7 @@ publishes Celery tasks. Run it with `hmu serve`, or `uvicorn --factory service.m
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import time
 from contextlib import asynccontextmanager
@@ -88,6 +89,27 @@ def install_error_handlers(app: FastAPI, retry_after_s: int, private_dirs: tuple
     async def internal(_: Request, error: Exception) -> JSONResponse:
         log.exception("unhandled error")
         return JSONResponse({"detail": "internal server error (see the server log)"}, status_code=500)
+
+
+LOOPBACK_NAMES = ("localhost", "ip6-localhost")
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # any other host name may resolve to a public address
+        return False
+
+
+def check_exposure(host: str, settings: Settings) -> None:
+    """Refuse to serve the whole (admin) API unauthenticated beyond this machine: a non-loopback address
+    needs API keys, or `HMU_ALLOW_OPEN=1` to say that open mode there is intended."""
+    if settings.open_mode and not settings.allow_open and not is_loopback(host):
+        raise ValueError(f"refusing to listen on {host} without API keys: set HMU_API_KEYS_FILE (or "
+                         "HMU_API_KEYS), listen on 127.0.0.1, or set HMU_ALLOW_OPEN=1 to run open on purpose")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -404,3 +404,11 @@ def test_redis_down_gives_503_then_recovers(tmp_path: Path, tiny_model_dir: Path
             assert 'hmu_queue_depth{queue="generate"} 1.0' in http.get("/metrics").text
         finally:
             server.stop()
+
+
+def test_worker_healthcheck_pings_the_local_worker(stack):
+    """`hmu worker --ping` (the compose healthcheck): the worker of this host answers a Celery ping."""
+    from worker.health import ping_local_workers
+
+    settings, _, worker = stack
+    assert worker in ping_local_workers(settings, timeout_s=5)
