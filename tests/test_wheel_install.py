@@ -8,6 +8,7 @@ through a `.pth` line, so nothing is downloaded.
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -47,6 +48,13 @@ def run(command: list[str], cwd: Path, env: dict[str, str], timeout: float = 120
     return result.stdout
 
 
+def local_setuptools_will_do() -> bool:
+    """True when this environment's setuptools meets pyproject's build requirement (setuptools>=68)."""
+    if importlib.util.find_spec("setuptools") is None:
+        return False
+    return int(importlib.metadata.version("setuptools").split(".")[0]) >= 68
+
+
 def build_wheel(out: Path) -> Path:
     """`pip wheel` of a copy of the checkout (no stale build/ folder, nothing written into the checkout)."""
     source = out / "source"
@@ -56,7 +64,7 @@ def build_wheel(out: Path) -> Path:
         return top | ANYWHERE_NOT_COPIED(folder, names)
 
     shutil.copytree(ROOT, source, ignore=ignore, symlinks=True)
-    isolation = [] if importlib.util.find_spec("setuptools") is None else ["--no-build-isolation"]
+    isolation = ["--no-build-isolation"] if local_setuptools_will_do() else []  # else pip fetches it
     run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", *isolation, "-q", "-w", str(out)],
         cwd=out, env=dict(os.environ), timeout=300)
     (wheel,) = out.glob("hmu-*.whl")
