@@ -11,6 +11,7 @@ schema. `POST /generate` bodies get `wait_seconds` capped (so a queued job is no
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import tempfile
@@ -21,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import redis
 import schemathesis
 from hypothesis import HealthCheck, given, seed, settings
 from schemathesis.checks import not_a_server_error
@@ -35,7 +37,8 @@ from schemathesis.specs.openapi.checks import (
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from core.settings import Settings  # noqa: E402
+from core.settings import QUEUES, Settings  # noqa: E402
+from core.workers import WORKER_KEY  # noqa: E402
 from hmu.serve import embedded_redis  # noqa: E402
 from service.main import create_app  # noqa: E402
 
@@ -109,9 +112,15 @@ def fuzz_app(app, examples: int, mode: GenerationMode, headers: dict[str, str] |
 
 @contextmanager
 def fuzz_settings(root: Path, model_dir: Path, api_keys: dict | None = None) -> Iterator[Settings]:
-    """Settings for a gateway on a private embedded Redis, with `model_dir` as the default model."""
+    """Settings for a gateway on a private embedded Redis, with `model_dir` as the default model.
+
+    No worker process runs (accepted jobs stay queued), but a stand-in worker presence key on every queue
+    makes /readyz answer as for a ready service (without one it answers 503 `no_worker`, by design)."""
     shutil.copytree(model_dir, root / "models" / "momask-small", dirs_exist_ok=True)
     with embedded_redis(root / "redis") as url:
+        presence = {"name": "fuzz-stand-in", "queues": list(QUEUES), "pid": 0, "started_at": time.time()}
+        with redis.Redis.from_url(url) as client:
+            client.set(WORKER_KEY + "fuzz-stand-in", json.dumps(presence))
         yield Settings(redis_url=url, models_dir=root / "models", weights_dir=root / "weights",
                        datasets_dir=root / "datasets", artifacts_dir=root / "artifacts",
                        api_keys=api_keys or {}, upload_max_bytes=2**20)

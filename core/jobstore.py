@@ -33,17 +33,21 @@ def job_file_path(artifacts_dir: Path, job_id: str, name: str) -> Path:
         raise ValueError(f"bad job file {job_id!r}/{name!r}")
     return Path(artifacts_dir) / job_id / "files" / name
 
-# KEYS[1] job; ARGV: allowed states (comma list), ttl, then field/value pairs. -> {applied, state before}
+# KEYS[1] job; ARGV: allowed states (comma list), ttl, the worker that must hold the job ('' = any), then
+# field/value pairs. -> {applied, state before}. The worker fence keeps a worker whose job was taken over
+# (re-queued after its heartbeat expired) from changing the record any more.
 _TRANSITION = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {-1, ''} end
 if not string.find(',' .. ARGV[1] .. ',', ',' .. state .. ',', 1, true) then return {0, state} end
-for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+if ARGV[3] ~= '' and redis.call('HGET', KEYS[1], 'worker') ~= ARGV[3] then return {0, state} end
+for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 return {1, state}
 """
 
-# KEYS[1] job; ARGV: now, stale_after, max_attempts, worker, ttl -> {decision, attempts}
+# KEYS[1] job, KEYS[2] the set of running job ids; ARGV: now, stale_after, max_attempts, worker, ttl
+# -> {decision, attempts}
 _START = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {'missing', 0} end
@@ -63,6 +67,7 @@ if attempts > tonumber(ARGV[3]) then
 end
 redis.call('HSET', KEYS[1], 'state', 'running', 'started_at', ARGV[1], 'heartbeat_at', ARGV[1],
            'worker', ARGV[4], 'progress', '0')
+redis.call('SADD', KEYS[2], ARGV[6])
 return {'run', attempts}
 """
 
@@ -85,6 +90,72 @@ for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 return {1, active}
 """
+
+# KEYS[1] job, KEYS[2] the set of running job ids; ARGV: job id, the worker that must hold it, ttl, now,
+# message, graceful (1: the attempt is not counted), worker presence key prefix ('' = do not check),
+# heartbeat older than this (seconds; with the prefix). Back to `queued` (to be published again) when the
+# job is still running on that worker and, with a prefix, that worker's presence key expired and the job's
+# heartbeat is older than the limit. -> 1 if re-queued, 0 if not
+_REQUEUE = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if state ~= 'running' then redis.call('SREM', KEYS[2], ARGV[1]) return 0 end
+local worker = redis.call('HGET', KEYS[1], 'worker') or ''
+if worker ~= ARGV[2] then return 0 end
+if ARGV[7] ~= '' then
+  if redis.call('EXISTS', ARGV[7] .. worker) == 1 then return 0 end
+  local beat = tonumber(redis.call('HGET', KEYS[1], 'heartbeat_at') or '0')
+  if tonumber(ARGV[4]) - beat < tonumber(ARGV[8]) then return 0 end
+end
+redis.call('HSET', KEYS[1], 'state', 'queued', 'worker', '', 'progress', '0', 'requeued_at', ARGV[4],
+           'message', ARGV[5])
+if ARGV[6] == '1' then redis.call('HINCRBY', KEYS[1], 'attempts', -1) end
+redis.call('HINCRBY', KEYS[1], 'requeues', 1)
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('SREM', KEYS[2], ARGV[1])
+return 1
+"""
+
+# KEYS[1] job, KEYS[2] the set of reserved job ids; ARGV: job id, worker, now. A queued job whose message a
+# worker has taken (prefetched, not started yet) records that worker.
+_RESERVE = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'queued' then return 0 end
+redis.call('HSET', KEYS[1], 'reserved_by', ARGV[2], 'reserved_at', ARGV[3])
+redis.call('SADD', KEYS[2], ARGV[1])
+return 1
+"""
+
+# KEYS[1] job, KEYS[2] the set of reserved job ids; ARGV: job id, presence prefix, now, stale after (s).
+# A queued job reserved by a worker whose presence key expired is released (to be published again).
+_RELEASE = """
+local state = redis.call('HGET', KEYS[1], 'state')
+local worker = redis.call('HGET', KEYS[1], 'reserved_by') or ''
+if state ~= 'queued' or worker == '' then redis.call('SREM', KEYS[2], ARGV[1]) return 0 end
+if redis.call('EXISTS', ARGV[2] .. worker) == 1 then return 0 end
+local at = tonumber(redis.call('HGET', KEYS[1], 'reserved_at') or '0')
+if tonumber(ARGV[3]) - at < tonumber(ARGV[4]) then return 0 end
+redis.call('HSET', KEYS[1], 'reserved_by', '')
+redis.call('SREM', KEYS[2], ARGV[1])
+return 1
+"""
+# KEYS[1] hash job id -> unpacked upload bytes; ARGV: job id, bytes, limit, job key prefix. Entries of jobs
+# that ended or expired are dropped first (their files are gone or going). -> {accepted (1|0), bytes in use}
+_UPLOAD_RESERVE = """
+local used = 0
+local entries = redis.call('HGETALL', KEYS[1])
+for i = 1, #entries, 2 do
+  local state = redis.call('HGET', ARGV[4] .. entries[i], 'state')
+  if entries[i] ~= ARGV[1] then
+    if state == 'queued' or state == 'running' then used = used + tonumber(entries[i + 1])
+    else redis.call('HDEL', KEYS[1], entries[i]) end
+  end
+end
+if used + tonumber(ARGV[2]) > tonumber(ARGV[3]) then return {0, used} end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return {1, used}
+"""
+RUNNING_SET = f"{PREFIX}:jobs:running"
+UPLOADS_KEY = f"{PREFIX}:uploads:bytes"
+RESERVED_SET = f"{PREFIX}:jobs:reserved"
 
 
 class TooManyJobs(Exception):
@@ -158,6 +229,10 @@ class JobStore:
         self._transition = client.register_script(_TRANSITION)
         self._start = client.register_script(_START)
         self._create = client.register_script(_CREATE)
+        self._requeue = client.register_script(_REQUEUE)
+        self._reserve = client.register_script(_RESERVE)
+        self._release = client.register_script(_RELEASE)
+        self._upload_reserve = client.register_script(_UPLOAD_RESERVE)
 
     @staticmethod
     def key(job_id: str) -> str:
@@ -229,26 +304,61 @@ class JobStore:
     # ------------------------------------------------------------------ worker side
     def start(self, job_id: str, worker: str, stale_after_s: float, max_attempts: int) -> tuple[str, int]:
         """Claim a delivered job: ('run', attempt) or ('missing'|'terminal'|'duplicate'|'exhausted', n)."""
-        args = [repr(time.time()), stale_after_s, max_attempts, worker, self.ttl_s]
-        decision, attempts = self._start(keys=[self.key(job_id)], args=args)
+        args = [repr(time.time()), stale_after_s, max_attempts, worker, self.ttl_s, job_id]
+        decision, attempts = self._start(keys=[self.key(job_id), RUNNING_SET], args=args)
         return str(decision), int(attempts)
 
-    def heartbeat(self, job_ids: list[str]) -> None:
+    def heartbeat(self, job_ids: list[str], worker: str = "") -> None:
         now = repr(time.time())
         for job_id in job_ids:
-            self._apply(job_id, ("running",), heartbeat_at=now)
+            self._apply(job_id, ("running",), worker, heartbeat_at=now)
 
-    def progress(self, job_id: str, fraction: float, message: str = "") -> bool:
-        """Record progress; False when the job is no longer running (cancelled)."""
+    def progress(self, job_id: str, fraction: float, message: str = "", worker: str = "") -> bool:
+        """Record progress; False when the job is no longer running (cancelled) or no longer `worker`'s."""
         fraction = min(max(float(fraction), 0.0), 1.0)
-        applied, _ = self._apply(job_id, ("running",), progress=repr(fraction), message=self.scrub(message)[:500],
-                                 heartbeat_at=repr(time.time()))
+        applied, _ = self._apply(job_id, ("running",), worker, progress=repr(fraction),
+                                 message=self.scrub(message)[:500], heartbeat_at=repr(time.time()))
         return applied == 1
 
-    def is_cancelled(self, job_id: str) -> bool:
-        return self.r.hget(self.key(job_id), "state") == "cancelled"
+    def is_cancelled(self, job_id: str, worker: str = "") -> bool:
+        """True when the job was cancelled, or (with `worker`) is no longer running on that worker."""
+        state, holder = self.r.hmget(self.key(job_id), ["state", "worker"])
+        if worker:
+            return state != "running" or holder != worker
+        return state == "cancelled"
 
-    def succeed(self, job_id: str, result: dict[str, Any]) -> bool:
+    def requeue(self, job_id: str, worker: str, message: str, graceful: bool = True) -> bool:
+        """Put a running job of `worker` back to queued (its worker stops; the caller publishes it again).
+        `graceful`: the worker gave it up in an orderly way, so the attempt does not count."""
+        args = [job_id, worker, self.ttl_s, repr(time.time()), message, "1" if graceful else "0", "", 0]
+        return int(self._requeue(keys=[self.key(job_id), RUNNING_SET], args=args)) == 1
+
+    def reserve(self, job_id: str, worker: str) -> bool:
+        """`worker` took the job's message (not started yet): if it dies, `reap` gives the job to another."""
+        args = [job_id, worker, repr(time.time())]
+        return int(self._reserve(keys=[self.key(job_id), RESERVED_SET], args=args)) == 1
+
+    def reap(self, stale_after_s: float, presence_prefix: str) -> list[tuple[str, str]]:
+        """Re-queue the running jobs whose worker's presence key (`presence_prefix` + name) expired and whose
+        heartbeat is older than `stale_after_s`, and release the queued jobs such a worker had reserved.
+        Returns (job id, type) of each, for the caller to publish again."""
+        reaped = []
+        for job_id in sorted(self.r.smembers(RESERVED_SET)):
+            args = [job_id, presence_prefix, repr(time.time()), stale_after_s]
+            if int(self._release(keys=[self.key(job_id), RESERVED_SET], args=args)) == 1:
+                reaped.append((job_id, self.r.hget(self.key(job_id), "type")))
+        message = "re-queued: the worker running it stopped (no heartbeat)"
+        for job_id in sorted(self.r.smembers(RUNNING_SET)):
+            state, worker, job_type = self.r.hmget(self.key(job_id), ["state", "worker", "type"])
+            if state != "running" or not worker:
+                self.r.srem(RUNNING_SET, job_id)
+                continue
+            args = [job_id, worker, self.ttl_s, repr(time.time()), message, "0", presence_prefix, stale_after_s]
+            if int(self._requeue(keys=[self.key(job_id), RUNNING_SET], args=args)) == 1:
+                reaped.append((job_id, job_type))
+        return reaped
+
+    def succeed(self, job_id: str, result: dict[str, Any], worker: str = "") -> bool:
         """Store the result (inline or as a file) and mark the job succeeded; False if it was cancelled."""
         payload = json.dumps(result, separators=(",", ":"))
         fields: dict[str, str] = {"state": "succeeded", "progress": "1", "finished_at": repr(time.time())}
@@ -261,14 +371,38 @@ class JobStore:
             tmp.write_text(payload)
             tmp.replace(path)
             fields["result_file"] = str(path.relative_to(self.artifacts_dir))
-        applied, _ = self._apply(job_id, ("running",), **fields)
+        applied, _ = self._apply(job_id, ("running",), worker, **fields)
         return applied == 1
 
-    def fail(self, job_id: str, code: str, message: str) -> bool:
+    def fail(self, job_id: str, code: str, message: str, worker: str = "") -> bool:
         error = {"code": code, "message": self.scrub(message)[:2000]}
-        applied, _ = self._apply(job_id, ("running",), state="failed", finished_at=repr(time.time()),
+        applied, _ = self._apply(job_id, ("running",), worker, state="failed", finished_at=repr(time.time()),
                                  error=json.dumps(error))
         return applied == 1
+
+    # ------------------------------------------------------------------ uploads
+    def uploads_dir(self, job_id: str) -> Path:
+        """Where a job's uploaded sets are unpacked (`<artifacts>/<id>/uploads`)."""
+        return self.artifacts_dir / job_id / "uploads"
+
+    def account_uploads(self, job_id: str, nbytes: int, total_limit: int) -> tuple[bool, int]:
+        """Count a job's unpacked uploads against `total_limit` (all queued and running jobs together,
+        atomic across gateway replicas). Returns (accepted, bytes already in use)."""
+        accepted, used = self._upload_reserve(keys=[UPLOADS_KEY],
+                                              args=[job_id, int(nbytes), int(total_limit), f"{PREFIX}:job:"])
+        return accepted == 1, int(used)
+
+    def release_uploads(self, job_id: str) -> bool:
+        """Delete a finished (or cancelled) job's uploads and their accounting; a queued or running job keeps
+        them. Returns True if the folder was removed."""
+        if self.r.hget(self.key(job_id), "state") in ACTIVE:
+            return False
+        self.r.hdel(UPLOADS_KEY, job_id)
+        folder = self.uploads_dir(job_id)
+        if not folder.is_dir():
+            return False
+        shutil.rmtree(folder, ignore_errors=True)
+        return True
 
     # ------------------------------------------------------------------ housekeeping
     def sweep_artifacts(self, min_age_s: float) -> list[str]:
@@ -309,8 +443,8 @@ class JobStore:
             return [self.scrub_tree(item) for item in value]
         return value
 
-    def _apply(self, job_id: str, allowed: tuple[str, ...], **fields: str) -> tuple[int, str]:
-        args: list[Any] = [",".join(allowed), self.ttl_s]
+    def _apply(self, job_id: str, allowed: tuple[str, ...], worker: str = "", **fields: str) -> tuple[int, str]:
+        args: list[Any] = [",".join(allowed), self.ttl_s, worker]
         for name, value in fields.items():
             args += [name, value]
         applied, before = self._transition(keys=[self.key(job_id)], args=args)

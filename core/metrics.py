@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from core.settings import QUEUES
+from core.workers import live_workers
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,8 @@ class HttpMetrics:
                                  ("route", "method"), registry=registry,
                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
         self.refused = Counter("hmu_requests_refused", "Requests refused by a limit, by reason "
-                               "(unauthenticated body, body_too_large, rate_limited, too_many_jobs)",
+                               "(unauthenticated body, body_too_large, rate_limited, too_many_jobs, upload_too_large, "
+                               "upload_quota, store_full)",
                                ("reason",), registry=registry)
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
@@ -135,6 +137,13 @@ class RedisCollector:
             for queue, n in zip(QUEUES, pipe.execute(), strict=True):
                 depth.add_metric([queue], n)
         yield depth
+
+        live = GaugeMetricFamily("hmu_workers_live", "Workers with a live heartbeat consuming each queue",
+                                 labels=["queue"])
+        workers = live_workers(self.r)
+        for queue in QUEUES:
+            live.add_metric([queue], sum(queue in w.get("queues", ()) for w in workers))
+        yield live
 
         for name, (help_text, label_names, buckets) in HISTOGRAMS.items():
             family = HistogramMetricFamily(name, help_text, labels=list(label_names))

@@ -168,6 +168,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    if args.ping:  # healthcheck: 0 when a worker of this host answers a Celery ping
+        from core.settings import get_settings
+        from worker.health import ping_local_workers
+
+        answered = ping_local_workers(get_settings(), timeout_s=args.ping_timeout)
+        print(json.dumps({"answered": answered}))
+        return 0 if answered else 1
     run_worker(queues=args.queues.split(","), concurrency=args.concurrency)
     return 0
 
@@ -217,6 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     work.add_argument("--queues", default="generate,unlearn,evaluate")
     work.add_argument("--concurrency", type=_positive_int,
                       help="worker processes (default: HMU_WORKER_CONCURRENCY)")
+    work.add_argument("--ping", action="store_true",
+                      help="do not run a worker: exit 0 if a worker of this host answers a Celery ping (healthcheck)")
+    work.add_argument("--ping-timeout", type=float, default=5.0)
     work.set_defaults(func=cmd_worker)
 
     for register in REGISTRATIONS:

@@ -4,6 +4,7 @@ publishes Celery tasks. Run it with `hmu serve`, or `uvicorn --factory service.m
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import time
 from contextlib import asynccontextmanager
@@ -33,6 +34,7 @@ from service.routes import evaluate, generate, health, jobs, models, motions, un
 log = logging.getLogger("hmu.service")
 STATIC_DIR = Path(__file__).parent / "static"
 BODY_PARSE_ERROR = "There was an error parsing the body"  # FastAPI's 400 for an undecodable body
+OOM_ERROR = "OOM command not allowed"  # Redis's answer to a write above maxmemory (noeviction)
 UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError, kombu.exceptions.OperationalError)
 DESCRIPTION = """Text-to-motion generation (MoMask, BAMM), concept unlearning and evaluation.
 
@@ -74,10 +76,40 @@ def install_error_handlers(app: FastAPI, retry_after_s: int, private_dirs: tuple
             return JSONResponse({"detail": "the job store (Redis) is unreachable; retry later"},
                                 status_code=503, headers={"Retry-After": str(retry_after_s)})
 
+    @app.exception_handler(redis.ResponseError)  # maxmemory reached under noeviction: nothing is dropped
+    async def full(request: Request, error: redis.ResponseError) -> JSONResponse:
+        if not isinstance(error, redis.exceptions.OutOfMemoryError) and OOM_ERROR not in str(error):
+            return await internal(request, error)  # inside a Lua script the OOM error comes back as text
+        log.warning("Redis is full (maxmemory): refusing writes")
+        request.app.state.services.http_metrics.refused.labels("store_full").inc()
+        return JSONResponse({"detail": "the job store (Redis) is full; retry later, once finished jobs expire"},
+                            status_code=503, headers={"Retry-After": str(retry_after_s)})
+
     @app.exception_handler(Exception)
     async def internal(_: Request, error: Exception) -> JSONResponse:
         log.exception("unhandled error")
         return JSONResponse({"detail": "internal server error (see the server log)"}, status_code=500)
+
+
+LOOPBACK_NAMES = ("localhost", "ip6-localhost")
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # any other host name may resolve to a public address
+        return False
+
+
+def check_exposure(host: str, settings: Settings) -> None:
+    """Refuse to serve the whole (admin) API unauthenticated beyond this machine: a non-loopback address
+    needs API keys, or `HMU_ALLOW_OPEN=1` to say that open mode there is intended."""
+    if settings.open_mode and not settings.allow_open and not is_loopback(host):
+        raise ValueError(f"refusing to listen on {host} without API keys: set HMU_API_KEYS_FILE (or "
+                         "HMU_API_KEYS), listen on 127.0.0.1, or set HMU_ALLOW_OPEN=1 to run open on purpose")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -276,7 +276,7 @@ class Health(BaseModel):
 class Ready(BaseModel):
     """Without a valid API key (when keys are configured) only `status` is given."""
 
-    status: Literal["ready", "unavailable"]
+    status: Literal["ready", "no_worker", "unavailable"]
     redis: bool | None = None
     workers: list[dict[str, Any]] | None = None
     detail: str | None = None

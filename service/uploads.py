@@ -41,8 +41,10 @@ class UploadError(ValueError):
 @dataclass(frozen=True)
 class Limits:
     max_files: int
-    max_unpacked_bytes: int
+    max_unpacked_bytes: int  # one archive
     max_frames: int
+    job_max_bytes: int = 0  # all archives of one job (0: no such limit)
+    job_used_bytes: int = 0  # unpacked by the job's earlier archives
 
 
 def _safe_member_path(name: str) -> PurePosixPath | None:
@@ -62,6 +64,10 @@ def _copy_bounded(src: BinaryIO, dest: Path, budget: list[int], limits: Limits) 
             budget[0] += len(chunk)
             if budget[0] > limits.max_unpacked_bytes:
                 message = f"archive unpacks to more than {limits.max_unpacked_bytes} bytes"
+                raise UploadError(message, status=413)
+            if limits.job_max_bytes and limits.job_used_bytes + budget[0] > limits.job_max_bytes:
+                message = (f"the job's uploads unpack to more than {limits.job_max_bytes} bytes (the per-job "
+                           "upload quota)")
                 raise UploadError(message, status=413)
             out.write(chunk)
 
@@ -118,24 +124,24 @@ def _tar_members(archive: tarfile.TarFile) -> Iterator[Member]:
             raise UploadError(f"archive member {member.name!r} is not a regular file")
 
 
-def extract_archive(path: Path, dest: Path, limits: Limits) -> None:
-    """Unpack a zip or tar(.gz) archive into `dest` under the limits."""
+def extract_archive(path: Path, dest: Path, limits: Limits) -> int:
+    """Unpack a zip or tar(.gz) archive into `dest` under the limits; returns the bytes written."""
     dest.mkdir(parents=True, exist_ok=True)
     try:
         if zipfile.is_zipfile(path):
             _check_zip_directory(path, limits)
             with zipfile.ZipFile(path) as archive:
-                _extract_members(_zip_members(archive), dest, limits)
+                return _extract_members(_zip_members(archive), dest, limits)
         elif (archive := _open_tar(path)) is not None:
             with archive:
-                _extract_members(_tar_members(archive), dest, limits)
+                return _extract_members(_tar_members(archive), dest, limits)
         else:
             raise UploadError("the upload is not a .zip, .tar or .tar.gz archive", status=400)
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as error:
         raise UploadError(f"the archive is corrupt: {error}", status=400) from error
 
 
-def _extract_members(members: Iterator[Member], dest: Path, limits: Limits) -> None:
+def _extract_members(members: Iterator[Member], dest: Path, limits: Limits) -> int:
     count, budget = 0, [0]
     for name, is_dir, handle in members:
         count += 1
@@ -151,6 +157,7 @@ def _extract_members(members: Iterator[Member], dest: Path, limits: Limits) -> N
             raise UploadError(f"archive member {name!r} appears twice")
         else:
             _copy_bounded(handle, target, budget, limits)
+    return budget[0]
 
 
 def find_root(folder: Path) -> Path:
@@ -272,15 +279,15 @@ def save_upload(source: BinaryIO, dest: Path, max_bytes: int) -> int:
 
 def unpack_motion_set(upload: BinaryIO, workdir: Path, name: str, max_bytes: int,
                       limits: Limits) -> tuple[Path, dict]:
-    """Save, unpack and validate one uploaded archive; returns (root folder, summary)."""
+    """Save, unpack and validate one uploaded archive; returns (root folder, summary with `unpacked_bytes`)."""
     archive = workdir / f"{name}.archive"
     try:
         save_upload(upload, archive, max_bytes)
-        extract_archive(archive, workdir / name, limits)
+        unpacked = extract_archive(archive, workdir / name, limits)
     finally:
         archive.unlink(missing_ok=True)
     root = find_root(workdir / name)
-    return root, validate_motion_set(root, limits)
+    return root, {**validate_motion_set(root, limits), "unpacked_bytes": unpacked}
 
 
 def remove_tree(path: Path) -> None:

@@ -471,12 +471,20 @@ def test_redis_down_gives_503_then_recovers(tmp_path: Path, tiny_model_dir: Path
         assert "hmu_redis_up 0.0" in http.get("/metrics").text
         server.start()
         try:
-            assert http.get("/readyz").status_code == 200
+            assert http.get("/readyz").json()["status"] == "no_worker"  # Redis is back; no worker here
             queued = http.post("/generate", json={"text": "walk", "wait_seconds": 0})
             assert queued.status_code == 202, queued.text  # no worker on this Redis: the job waits queued
             assert 'hmu_queue_depth{queue="generate"} 1.0' in http.get("/metrics").text
         finally:
             server.stop()
+
+
+def test_worker_healthcheck_pings_the_local_worker(stack):
+    """`hmu worker --ping` (the compose healthcheck): the worker of this host answers a Celery ping."""
+    from worker.health import ping_local_workers
+
+    settings, _, worker = stack
+    assert worker in ping_local_workers(settings, timeout_s=5)
 
 
 # Last: it loads two more models, which may evict the default one from the worker's cache.

@@ -301,6 +301,7 @@ def test_gateway_never_imports_torch():
             "check_concept(UnlearnRequest(method='lcr', concept='violence')); "
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'models') "
             "and m not in ('models', 'models.version', 'models.common', 'models.common.sampling_config', "
+            "'models.common.package_data', "
             "'models.data', 'models.data.concepts')); "
             "print(bad); sys.exit(1 if bad else 0)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -281,3 +281,42 @@ def test_torchscript_reader_refuses_other_globals(tmp_path):
         archive.writestr("evil/constants.pkl", pickle.dumps((), protocol=2))
     with pytest.raises(pickle.UnpicklingError, match="refusing to load collections.Counter"):
         read_openai_file(path)
+
+
+def test_concurrent_loads_build_one_encoder():
+    """Worker task threads load pipelines at once: one build per spec (transformers' lazy imports are not safe
+    to race; a fresh worker saw `cannot import name 'BertConfig'` when two jobs started together)."""
+    import threading
+    import time
+
+    from models.text import base
+
+    builds = []
+
+    class Slow(base.TextEncoder):
+        name, dim = "slow", 2
+
+        def spec(self) -> dict:
+            return {"type": "slow-test"}
+
+        def _encode_batch(self, texts):
+            return torch.zeros(len(texts), 2)
+
+    def factory(spec: dict):
+        builds.append(threading.get_ident())
+        time.sleep(0.2)  # a build takes a while: the others arrive meanwhile
+        return Slow(torch.nn.Linear(1, 1))
+
+    base.register_text_encoder("slow-test", factory)
+    got = []
+    try:
+        threads = [threading.Thread(target=lambda: got.append(base.load_text_encoder({"type": "slow-test"})))
+                   for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        base.ENCODER_TYPES.pop("slow-test", None)
+        base.clear_text_encoder_cache()
+    assert len(builds) == 1 and len(got) == 4 and all(encoder is got[0] for encoder in got)

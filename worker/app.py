@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Sequence
 
 import torch
-from celery.signals import worker_ready
+from celery.signals import task_received, worker_ready, worker_shutting_down
 
 from core.cpus import ThreadPolicy, model_call_lanes, usable_cpus
 from core.queue import create_celery
 from core.settings import QUEUES, Settings, get_settings
+from core.workers import worker_name
 from worker.runtime import WorkerRuntime
 from worker.tasks import register_tasks
 
@@ -36,7 +36,7 @@ def run_worker(queues: Sequence[str] = QUEUES, concurrency: int | None = None,
     policy = ThreadPolicy.compute(usable_cpus(), model_call_lanes(queues), settings.torch_threads)
     torch.set_num_threads(policy.intra_op)  # threads x concurrent model calls <= usable CPUs
     app = create_celery(settings)
-    name = f"hmu-{'-'.join(queues)}-{os.getpid()}@{socket.gethostname()}"
+    name = worker_name(queues, os.getpid())
     runtime = WorkerRuntime(settings, name=name, queues=queues)
     register_tasks(app, runtime)
     def on_ready(**_) -> None:  # announce the worker (and beat for its jobs) only once it consumes
@@ -44,7 +44,16 @@ def run_worker(queues: Sequence[str] = QUEUES, concurrency: int | None = None,
         if "generate" in queues and settings.preload_default_model:
             runtime.preload(settings.default_model)
 
+    def on_shutdown(**_) -> None:  # SIGTERM / SIGINT: running long jobs go back to their queues
+        runtime.drain()
+
+    def on_received(request=None, **_) -> None:  # a message taken from a queue, not started yet
+        if request is not None:
+            runtime.reserved(request.id)
+
     worker_ready.connect(on_ready, weak=False)
+    task_received.connect(on_received, weak=False)
+    worker_shutting_down.connect(on_shutdown, weak=False)
     try:
         app.worker_main([
             "worker", f"--queues={','.join(queues)}", f"--concurrency={concurrency}", "--pool=threads",

@@ -48,6 +48,8 @@ def register_tasks(app: Celery, runtime: WorkerRuntime) -> None:
         size_of=lambda item: item.num_samples,
     )
     options = {"bind": True, "acks_late": True, "reject_on_worker_lost": True}
+    # jobs re-queued by this worker (given back at shutdown, or reaped from a dead worker) are published again
+    runtime.publish = lambda job_id, job_type: app.send_task(TASKS[job_type], args=[job_id], task_id=job_id)
 
     @app.task(name=TASKS["generate"], **options)
     def generate(self, job_id: str) -> str:

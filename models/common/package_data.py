@@ -26,3 +26,20 @@ def read_text(anchor: str, name: str) -> str:
 def read_json(anchor: str, name: str) -> Any:
     """A JSON package data file, parsed afresh on each call (callers may keep or convert the result)."""
     return json.loads(read_text(anchor, name))
+
+
+# Top-level folders of the repository that the code reads at run time. In a checkout (editable install) they
+# are read in place; a built wheel carries a copy inside the package (`models/shipped/<folder>`, put there by
+# setup.py's build step), so a non-editable install (e.g. Dockerfile.gpu's `pip install /app`) finds them.
+SHIPPED_FOLDERS = ("configs", "weights")
+PACKAGED_ROOT = Path(__file__).resolve().parents[1] / "shipped"
+CHECKOUT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def shipped_path(folder: str, *parts: str) -> Path:
+    """`<folder>/<parts...>` of the shipped files: the wheel's copy when installed, else the checkout's."""
+    if folder not in SHIPPED_FOLDERS:
+        raise ValueError(f"{folder!r} is not a shipped folder ({', '.join(SHIPPED_FOLDERS)})")
+    packaged = PACKAGED_ROOT / folder
+    root = packaged if packaged.is_dir() else CHECKOUT_ROOT / folder
+    return root.joinpath(*parts)

@@ -19,7 +19,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-CONCEPTS_FILE = Path(__file__).resolve().parents[2] / "configs" / "concepts.json"
+from models.common.package_data import shipped_path
+
+CONCEPTS_FILE = shipped_path("configs", "concepts.json")  # in the checkout, or the wheel's copy
 MATCH_MODES = ("word", "substring")
 MASK = "***"
 _WORD = re.compile(r"[a-z0-9]+")

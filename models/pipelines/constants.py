@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from models.common.package_data import shipped_path
+
 FPS = 20
 UNIT_LENGTH = 4
 MAX_FRAMES = 196
 MAX_TOKENS = MAX_FRAMES // UNIT_LENGTH
 JOINTS_NUM = {"t2m": 22, "kit": 21}
-WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
+WEIGHTS_DIR = shipped_path("weights")
 DEFAULT_MODEL = "momask-small"
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -37,6 +38,7 @@ ENCODER_TYPES: dict[str, Callable[[dict], TextEncoder]] = {
     "clip": CLIPEncoder.from_spec,
 }
 _CACHE: OrderedDict[tuple[str, str], TextEncoder] = OrderedDict()
+_BUILD_LOCK = threading.Lock()  # guards _CACHE and serialises encoder builds (see load_text_encoder)
 CACHE_SIZE = 4
 
 
@@ -73,13 +75,16 @@ def load_text_encoder(
             spec[key] = str(resolve_path(spec[key], search_paths))
     device = str(torch.device(device))
     key = (json.dumps(spec, sort_keys=True), device)
-    if key in _CACHE:
-        _CACHE.move_to_end(key)
-        return _CACHE[key]
-    encoder = factory(spec).to(device)
-    _CACHE[key] = encoder
-    while len(_CACHE) > CACHE_SIZE:
-        _CACHE.popitem(last=False)
+    # one build at a time: worker threads share the cache, and transformers resolves its names lazily, so two
+    # threads importing it for the first time at once can fail (`cannot import name 'BertConfig'`)
+    with _BUILD_LOCK:
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return _CACHE[key]
+        encoder = factory(spec).to(device)
+        _CACHE[key] = encoder
+        while len(_CACHE) > CACHE_SIZE:
+            _CACHE.popitem(last=False)
     return encoder
 
 
@@ -100,3 +105,4 @@ def _precomputed_for(spec: dict) -> TextEncoder | None:
 def clear_text_encoder_cache() -> None:
     """Forget all cached encoders (they are freed once no pipeline holds them)."""
     _CACHE.clear()
+

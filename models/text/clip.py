@@ -28,7 +28,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from models.common.tensors import load_state_dict_strict, load_tar
-from models.text.encoder import TextEncoder, transformers_classes
+from models.text.encoder import TextEncoder
 
 if TYPE_CHECKING:
     from transformers import CLIPTextConfig, CLIPTokenizer
@@ -77,7 +77,7 @@ def openai_vocab(merges: list[tuple[str, str]]) -> dict[str, int]:
 
 def load_clip_tokenizer(where: Path) -> CLIPTokenizer:
     """CLIP tokenizer from a directory (vocab.json + merges.txt, or OpenAI's .txt.gz) or that .txt.gz."""
-    CLIPTokenizer, = transformers_classes("CLIPTokenizer")  # heavy: imported when a CLIP encoder is built
+    from transformers import CLIPTokenizer  # heavy: imported when a CLIP encoder is built
 
     if where.is_dir() and (where / "vocab.json").is_file():
         if not (where / "merges.txt").is_file():
@@ -106,7 +106,7 @@ def load_clip_tokenizer(where: Path) -> CLIPTokenizer:
 
 def read_hf_dir(folder: Path) -> tuple[CLIPTextConfig, dict[str, torch.Tensor]]:
     """Text config and text-tower state dict (HF names) of a Hugging Face CLIP directory."""
-    CLIPTextConfig, = transformers_classes("CLIPTextConfig")
+    from transformers import CLIPTextConfig
 
     config_file = folder / "config.json"
     if not config_file.is_file():
@@ -240,7 +240,7 @@ def openai_to_hf(
     state: dict[str, torch.Tensor], source: Path
 ) -> tuple[CLIPTextConfig, dict[str, torch.Tensor]]:
     """Convert an OpenAI CLIP state dict to the config and state dict of CLIPTextModelWithProjection."""
-    CLIPTextConfig, = transformers_classes("CLIPTextConfig")
+    from transformers import CLIPTextConfig
 
     layer_ids = {int(k.split(".")[2]) for k in state if k.startswith("transformer.resblocks.")}
     layers = 1 + max(layer_ids, default=-1)
@@ -305,7 +305,7 @@ class CLIPEncoder(TextEncoder):
     name = "clip"
 
     def __init__(self, path: str | Path, tokenizer: str | Path | None = None, fp16: bool = False):
-        CLIPTextModelWithProjection, = transformers_classes("CLIPTextModelWithProjection")
+        from transformers import CLIPTextModelWithProjection
 
         self.path, self.tokenizer_path, self.fp16 = Path(path), tokenizer, bool(fp16)
         if self.path.is_dir():

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -72,16 +70,3 @@ def resolve_path(path: str | Path, search_paths: Sequence[str | Path] = ()) -> P
             return candidate.resolve()
     tried = ", ".join(str(c) for c in candidates)
     raise FileNotFoundError(f"text encoder path {str(path)!r} not found (tried {tried})")
-
-
-_TRANSFORMERS_LOCK = threading.Lock()
-
-
-def transformers_classes(*names: str) -> tuple[Any, ...]:
-    """Classes of the (heavy, imported on first use) `transformers` package, by name. One thread at a time:
-    its lazy module is not thread-safe on first access, and a worker loads models in several threads (a
-    preload thread and request threads), which made `from transformers import BertConfig` fail at random."""
-    with _TRANSFORMERS_LOCK:
-        import transformers
-
-        return tuple(getattr(transformers, name) for name in names)

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from models.common.tensors import load_state_dict_strict
-from models.text.encoder import TextEncoder, transformers_classes
+from models.text.encoder import TextEncoder
 
 _UNUSED_KEYS = ("pooler.", "embeddings.position_ids")  # BERT pooler head and a non-persistent buffer
 
@@ -30,8 +30,7 @@ class MiniLMEncoder(TextEncoder):
     name = "minilm"
 
     def __init__(self, path: str | Path | None = None):
-        # heavy: imported when an encoder is built
-        BertConfig, BertModel, BertTokenizer = transformers_classes("BertConfig", "BertModel", "BertTokenizer")
+        from transformers import BertConfig, BertModel, BertTokenizer  # heavy: imported when an encoder is built
 
         self.path = None if path is None else Path(path)
         model_dir = packaged_model_dir() if path is None else Path(path)

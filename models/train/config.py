@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from models.common.config import DictConfig
+from models.common.package_data import shipped_path
 
 STAGES = ("vq", "mask", "res", "bamm", "length", "evaluator")
 SCHEDULES = ("multistep", "cosine", "constant")
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "train"
+CONFIG_DIR = shipped_path("configs", "train")
 
 
 @dataclass

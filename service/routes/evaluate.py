@@ -37,21 +37,35 @@ def parse_models(values: list[str], services: Services) -> list[str]:
 
 
 def unpack_sets(services: Services, job_id: str, forget: UploadFile, retain: UploadFile) -> dict:
-    """Save, unpack and check both uploads in `<artifacts>/<job>/uploads`; paths relative to artifacts."""
+    """Save, unpack and check both uploads in `<artifacts>/<job>/uploads` under the per-job quota, then count
+    them against the total quota; paths relative to artifacts. The worker deletes them when the job ends."""
     settings = services.settings
     artifacts = Path(settings.artifacts_dir)
-    workdir = artifacts / job_id / "uploads"
-    limits = Limits(settings.upload_max_files, settings.upload_max_unpacked_bytes, settings.upload_max_frames)
-    out = {}
+    workdir = services.store.uploads_dir(job_id)
+    out, used = {}, 0
     try:
         for name, upload in (("forget", forget), ("retain", retain)):
+            limits = Limits(settings.upload_max_files, settings.upload_max_unpacked_bytes,
+                            settings.upload_max_frames, settings.upload_job_max_bytes, used)
             try:
                 root, summary = unpack_motion_set(upload.file, workdir, name, settings.upload_max_bytes,
                                                   limits)
             except UploadError as error:
                 raise UploadError(f"{name} set: {error}", error.status) from error
+            used += summary["unpacked_bytes"]
             out[f"{name}_dir"] = str(root.relative_to(artifacts))
             out[f"{name}_summary"] = summary
+        accepted, in_use = services.store.account_uploads(job_id, used, settings.upload_total_max_bytes)
+        if not accepted:
+            raise UploadError(f"the server's upload storage is full ({in_use} of {settings.upload_total_max_bytes} "
+                              f"bytes in use by queued and running evaluations; this job needs {used}); retry "
+                              "later", status=413)
+    except UploadError as error:
+        remove_tree(artifacts / job_id)
+        if error.status == 413:
+            services.http_metrics.refused.labels("upload_quota" if "quota" in str(error) or "storage is full"
+                                                 in str(error) else "upload_too_large").inc()
+        raise
     except Exception:
         remove_tree(artifacts / job_id)
         raise

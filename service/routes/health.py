@@ -1,20 +1,20 @@
-"""GET /healthz (process alive), GET /readyz (Redis reachable; workers listed), GET /metrics (Prometheus)."""
+"""GET /healthz (process alive), GET /readyz (Redis reachable and every queue consumed by a live worker),
+GET /metrics (Prometheus)."""
 
 from __future__ import annotations
-
-import json
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis import RedisError
 
+from core.settings import QUEUES
+from core.workers import live_workers, uncovered_queues
 from models.version import package_version
 from service.deps import Principal, Services, get_services, optional_principal
 from service.schemas import Health, Ready
 
 router = APIRouter(tags=["health"])
-WORKER_KEYS = "hmu:worker:*"
 
 
 @router.get("/healthz", response_model=Health)
@@ -24,25 +24,25 @@ async def healthz(services: Services = Depends(get_services)):
     return Health(status="ok", version=package_version(), auth=auth)
 
 
-def workers(services: Services) -> list[dict]:
-    keys = sorted(services.redis.scan_iter(WORKER_KEYS, count=100))
-    return [json.loads(v) for v in services.redis.mget(keys) if v] if keys else []
-
-
 @router.get("/readyz", response_model=Ready, response_model_exclude_none=True, responses={503: {"model": Ready}})
 def readyz(services: Services = Depends(get_services), caller: Principal | None = Depends(optional_principal)):
-    """Readiness: Redis answers. With a valid key (or in open mode) also the live workers and details;
-    without one, only the status (no hostnames, pids or Redis errors)."""
+    """Readiness: Redis answers and every job queue has a live worker (heartbeat key in Redis); 503 otherwise.
+    With a valid key (or in open mode) also the live workers and details; without one, only the status (no
+    hostnames, pids or Redis errors)."""
     try:
         services.redis.ping()
-        live = workers(services)
+        live = live_workers(services.redis)
     except RedisError as error:
         body = Ready(status="unavailable", redis=False, detail=f"Redis unreachable: {error}")
         return JSONResponse(_visible(body, caller), status_code=503,
                             headers={"Retry-After": str(services.settings.retry_after_s)})
-    body = Ready(status="ready", redis=True, workers=live,
-                 detail=None if live else "no worker is running: jobs will wait in their queues")
-    return JSONResponse(_visible(body, caller))
+    idle = uncovered_queues(live, QUEUES)
+    if idle:
+        detail = f"no live worker consumes the queue(s) {', '.join(idle)}: their jobs wait"
+        body = Ready(status="no_worker", redis=True, workers=live, detail=detail)
+        return JSONResponse(_visible(body, caller), status_code=503,
+                            headers={"Retry-After": str(services.settings.retry_after_s)})
+    return JSONResponse(_visible(Ready(status="ready", redis=True, workers=live), caller))
 
 
 def _visible(body: Ready, caller: Principal | None) -> dict:

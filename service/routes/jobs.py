@@ -43,6 +43,7 @@ async def cancel_job(job_id: JobId, principal: Principal = Depends(authenticate)
         raise HTTPException(409, f"job {job_id} is already {record['state']}; "
                                  "only queued or running jobs can be cancelled")
     await run_in_threadpool(services.celery.control.revoke, job_id)
+    await run_in_threadpool(services.store.release_uploads, job_id)  # a cancelled evaluation's sets go now
     await run_in_threadpool(RedisMetrics(services.redis).inc_job, record["type"], "cancelled")
     return record
 
