@@ -241,7 +241,8 @@ def verify_unlearned(args: argparse.Namespace) -> None:
         print("verification skipped: the concept has no frozen evaluation prompts", file=sys.stderr)
         return
     progress = None if args.quiet else (lambda f, m: print(f"[{f:5.1%}] {m}", file=sys.stderr))
-    report = verify_checkpoint(args.out, args.model or default_model_path(), concept, progress=progress)
+    report = verify_checkpoint(args.out, args.model or default_model_path(), concept,
+                               max_prompts=args.verify_max_prompts, progress=progress)
     print(json.dumps({"verified": report["verified"], "cut": report["cut"],
                       "safe_unchanged": report["stability"]["rate"], "seconds": report["seconds"]}))
 

@@ -113,8 +113,10 @@ def test_wheel_installed_outside_the_checkout_generates_unlearns_and_evaluates(t
     assert (work / "kick.npy").stat().st_size > 40 * 22 * 3 * 4
     # the tiny dataset has its two violent clips in test: LCR counts codes over every split
     out = run(hmu + ["unlearn", "--method", "lcr", "--concept", "violence", "--data", "ds", "--param",
-                     'splits=["all"]', "--out", "safe", "--quiet"], cwd=work, env=env)
-    assert json.loads(out.splitlines()[-1])["method"] == "lcr"
+                     'splits=["all"]', "--out", "safe", "--quiet", "--verify-max-prompts", "2"], cwd=work, env=env)
+    summary, verification = map(json.loads, out.splitlines()[-2:])
+    assert summary["method"] == "lcr" and isinstance(verification["verified"], bool)  # prompt sets shipped
+    assert (work / "safe" / "safety_guard" / "policy.json").is_file()  # the classifier travels in the wheel
     assert (work / "safe" / "manifest.json").is_file() and (work / "safe" / "private").is_dir()
     run(hmu + ["evaluate", "--model", "safe", "--data", "ds", "--split", "all", "--concept", "violence", "--out",
                "report", "--repeats", "1", "--mm-batches", "0", "--prompt-seeds", "0", "--max-items", "4",

@@ -121,6 +121,8 @@ def register(subparsers) -> None:
     un.add_argument("--device", default="cpu")
     un.add_argument("--no-verify", dest="verify", action="store_false",
                     help="skip the safety verification `hmu` runs after writing the model (violence concepts)")
+    un.add_argument("--verify-max-prompts", type=int, help="verification: at most this many prompts per frozen "
+                    "set (a quick check; default all)")
     un.add_argument("--guard", action=argparse.BooleanOptionalAction, default=None,
                     help="attach the shipped safety guard to the new model (default: for violence concepts)")
     un.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
