@@ -53,7 +53,7 @@ class CodeBanParams(MethodParams):
     max_codes: int = 128
     target: float = 0.5  # stop once the violent probes' flagged share <= target x the safe probes' share
     gate: str = "text"  # text | always
-    gate_fp: float = 0.02  # the gate's false-positive budget on held-out captions outside the concept
+    gate_fp: float = 0.005  # the gate's false-positive budget on held-out captions outside the concept
     motion_labels: bool = True  # forget set also holds the clips the classifier flags (not only captions)
     classifier: str = "default"  # violence classifier folder ("default" = weights/violence-classifier)
     probe_seeds: int = 1  # generations per probe prompt and round
