@@ -16,7 +16,7 @@ def test_an_unchanged_copy_is_stable_and_not_verified(tiny_model_dir, tmp_path) 
     model = tmp_path / "models" / "copy"
     shutil.copytree(tiny_model_dir, model)
     report = verify_checkpoint(model, tiny_model_dir, "violence", max_prompts=3)
-    assert report["profile"]["prompts"] == {"explicit": 3, "implicit": 3, "safe": 3}
+    assert report["profile"]["prompts"] == {"explicit": 3, "implicit": 3, "adversarial": 3, "safe": 3}
     assert report["weights_only"] == report["parent"]  # same weights, same seeds: same motions
     assert report["stability"]["rate"] == 1.0 and report["verified"] is False
     assert all(cut is None or cut <= 0 for cut in report["cut"].values()) and "with_guard" not in report
@@ -39,7 +39,8 @@ def test_a_guard_that_refuses_everything_leaves_no_violent_output(tiny_model_dir
     (folder / "config.json").write_text(json.dumps(config))
     report = verify_checkpoint(model, tiny_model_dir, "violence-extended", max_prompts=2)
     guarded = report["with_guard"]
-    assert guarded["refused"] == 6 and all(guarded[k]["rate"] == 0.0 for k in ("explicit", "implicit", "safe"))
+    assert guarded["refused"] == 8  # 2 prompts of each of the 4 sets
+    assert all(guarded[k]["rate"] == 0.0 for k in ("explicit", "implicit", "adversarial", "safe"))
 
 
 def test_only_concepts_with_frozen_prompts_are_verifiable() -> None:
