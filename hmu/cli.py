@@ -119,7 +119,7 @@ def generate_checked(args: argparse.Namespace) -> list | None:
     guard = SafetyGuard.from_model_dir(model) if Path(model).is_dir() else None
     special = timeline_cli.generate_special(pipeline, args)  # --segment timelines, --edit in-betweening
     if special is not None:
-        if guard is not None and bool(guard.classifier.predict([m.features for m in special]).any()):
+        if guard is not None and any(m is None for m in guard.refuse_flagged(special)):
             print("unsafe_output: the model's safety guard flagged the motion; nothing written", file=sys.stderr)
             return None
         return special

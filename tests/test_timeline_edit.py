@@ -22,13 +22,13 @@ from models.pipelines.timeline import (
 
 
 @pytest.fixture(scope="module")
-def momask() -> MotionPipeline:
-    return MotionPipeline.random(kind="momask", size="tiny", seed=0)
+def momask(tiny_momask: MotionPipeline) -> MotionPipeline:
+    return tiny_momask  # conftest's shared tiny MoMask (read only here)
 
 
 @pytest.fixture(scope="module")
-def bamm(momask: MotionPipeline) -> MotionPipeline:
-    return MotionPipeline.random(kind="bamm", size="tiny", seed=1, text_encoder=momask.text_encoder)
+def bamm(tiny_bamm: MotionPipeline) -> MotionPipeline:
+    return tiny_bamm
 
 
 def _known(pipeline: MotionPipeline, n: int, known_at: list[int], seed: int = 0) -> torch.Tensor:

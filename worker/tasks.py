@@ -144,10 +144,10 @@ def check_unbatched(models: ModelCache, model_id: str, motions: list[GeneratedMo
     guard = models.guard(model_id)
     if guard is None:
         return list(motions)
-    flags = guard.classifier.predict([m.features for m in motions])
+    checked = guard.refuse_flagged(motions)
     if models.metrics is not None:
-        models.metrics.inc_guard(model_id, {"checks": len(motions), "refusals": int(sum(flags))})
-    return [None if flagged else m for m, flagged in zip(motions, flags, strict=True)]
+        models.metrics.inc_guard(model_id, {"checks": len(motions), "refusals": sum(m is None for m in checked)})
+    return checked
 
 
 def motion_payload(motion: GeneratedMotion, fmt: str) -> dict[str, Any]:

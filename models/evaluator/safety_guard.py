@@ -86,6 +86,12 @@ class SafetyGuard:
     def describe(self) -> dict[str, Any]:
         return {"policy": self.policy.to_dict(), "threshold": float(self.classifier.cfg.threshold)}
 
+    def refuse_flagged(self, motions: Sequence[GeneratedMotion]) -> list[GeneratedMotion | None]:
+        """One check, no resampling (timelines and edits: the whole motion would have to be made again):
+        flagged motions become None."""
+        flags = self.classifier.predict([m.features for m in motions])
+        return [None if flagged else m for m, flagged in zip(motions, flags, strict=True)]
+
     def generate(self, pipeline: MotionPipeline, texts: Sequence[str], lengths: Sequence[int | None],
                  seeds: Sequence[int], sampling: SamplingConfig | None = None) -> GuardedMotions:
         """One motion per (text, length, seed) row; flagged rows are generated again, then refused."""
