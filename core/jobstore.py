@@ -33,9 +33,10 @@ def job_file_path(artifacts_dir: Path, job_id: str, name: str) -> Path:
         raise ValueError(f"bad job file {job_id!r}/{name!r}")
     return Path(artifacts_dir) / job_id / "files" / name
 
-# KEYS[1] job; ARGV: allowed states (comma list), ttl, the worker that must hold the job ('' = any), then
-# field/value pairs. -> {applied, state before}. The worker fence keeps a worker whose job was taken over
-# (re-queued after its heartbeat expired) from changing the record any more.
+# KEYS[1] job, KEYS[2] (only when the new state is terminal) the job's done list; ARGV: allowed states (comma
+# list), ttl, the worker that must hold the job ('' = any), then field/value pairs. -> {applied, state before}.
+# The worker fence keeps a worker whose job was taken over (re-queued after its heartbeat expired) from changing
+# the record any more.
 _TRANSITION = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {-1, ''} end
@@ -43,11 +44,15 @@ if not string.find(',' .. ARGV[1] .. ',', ',' .. state .. ',', 1, true) then ret
 if ARGV[3] ~= '' and redis.call('HGET', KEYS[1], 'worker') ~= ARGV[3] then return {0, state} end
 for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
+if #KEYS > 1 then  -- the new state is terminal: wake whoever waits on the job (KEYS[2], a list)
+  redis.call('RPUSH', KEYS[2], '1')
+  redis.call('EXPIRE', KEYS[2], ARGV[2])
+end
 return {1, state}
 """
 
-# KEYS[1] job, KEYS[2] the set of running job ids; ARGV: now, stale_after, max_attempts, worker, ttl
-# -> {decision, attempts}
+# KEYS[1] job, KEYS[2] the set of running job ids, KEYS[3] the job's done list; ARGV: now, stale_after,
+# max_attempts, worker, ttl -> {decision, attempts}
 _START = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {'missing', 0} end
@@ -63,6 +68,8 @@ if attempts > tonumber(ARGV[3]) then
   local msg = 'the job was interrupted ' .. (attempts - 1) .. ' times (worker lost); giving up'
   redis.call('HSET', KEYS[1], 'state', 'failed', 'finished_at', ARGV[1],
              'error', cjson.encode({code = 'worker_lost', message = msg}))
+  redis.call('RPUSH', KEYS[3], '1')
+  redis.call('EXPIRE', KEYS[3], ARGV[5])
   return {'exhausted', attempts}
 end
 redis.call('HSET', KEYS[1], 'state', 'running', 'started_at', ARGV[1], 'heartbeat_at', ARGV[1],
@@ -238,6 +245,11 @@ class JobStore:
     def key(job_id: str) -> str:
         return f"{PREFIX}:job:{job_id}"
 
+    @staticmethod
+    def done_key(job_id: str) -> str:
+        """A list that gets an element when the job reaches a terminal state (waiters BLPOP it)."""
+        return f"{PREFIX}:done:{job_id}"
+
     # ------------------------------------------------------------------ gateway side
     def create(self, job_type: str, request: dict[str, Any], model: str | None = None,
                job_id: str | None = None, owner: str = "", max_active: int = 0) -> dict[str, Any]:
@@ -305,7 +317,7 @@ class JobStore:
     def start(self, job_id: str, worker: str, stale_after_s: float, max_attempts: int) -> tuple[str, int]:
         """Claim a delivered job: ('run', attempt) or ('missing'|'terminal'|'duplicate'|'exhausted', n)."""
         args = [repr(time.time()), stale_after_s, max_attempts, worker, self.ttl_s, job_id]
-        decision, attempts = self._start(keys=[self.key(job_id), RUNNING_SET], args=args)
+        decision, attempts = self._start(keys=[self.key(job_id), RUNNING_SET, self.done_key(job_id)], args=args)
         return str(decision), int(attempts)
 
     def heartbeat(self, job_ids: list[str], worker: str = "") -> None:
@@ -447,7 +459,10 @@ class JobStore:
         args: list[Any] = [",".join(allowed), self.ttl_s, worker]
         for name, value in fields.items():
             args += [name, value]
-        applied, before = self._transition(keys=[self.key(job_id)], args=args)
+        keys = [self.key(job_id)]
+        if fields.get("state") in TERMINAL:
+            keys.append(self.done_key(job_id))
+        applied, before = self._transition(keys=keys, args=args)
         return int(applied), str(before)
 
     def decode(self, raw: dict[str, str]) -> dict[str, Any]:

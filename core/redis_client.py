@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import redis
+import redis.asyncio
 
 from core.settings import Settings
 
@@ -21,3 +22,10 @@ def redis_client(url: str, timeout_s: float = 0.4, **options) -> redis.Redis:
     options = {"decode_responses": True, "socket_connect_timeout": timeout_s, "socket_timeout": timeout_s,
                "health_check_interval": 15, **options}
     return redis.Redis.from_url(url, **options)
+
+
+def async_redis_client(url: str, timeout_s: float = 0.4, block_s: float = 1.0) -> redis.asyncio.Redis:
+    """The asyncio counterpart of `redis_client` for blocking waits (BLPOP of at most `block_s`): its socket
+    timeout leaves room for the block."""
+    return redis.asyncio.Redis.from_url(url, decode_responses=True, socket_connect_timeout=timeout_s,
+                                        socket_timeout=timeout_s + block_s)

@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(4, ge=1, le=64)
     batch_window_ms: float = Field(10.0, ge=0, le=1000, description="time to gather a generate batch")
     batch_max_size: int = Field(32, ge=1, le=512, description="most motions generated in one call")
+    batch_length_bucket_frames: int = Field(
+        40, ge=0, le=1000, description="requests share a generate batch only when their lengths fall in the "
+                                       "same bucket of this many frames (less padding); 0: any lengths")
     model_cache_size: int = Field(2, ge=1, le=16)
     torch_threads: int | None = Field(
         None, ge=1, le=256, description="torch intra-op threads per model call; None: the usable CPUs (affinity, "

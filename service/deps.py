@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+import redis.asyncio
 from celery import Celery
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader
@@ -30,6 +31,7 @@ class Services:
     registry: CollectorRegistry
     http_metrics: HttpMetrics
     limiter: RateLimiter
+    done_signals: redis.asyncio.Redis | None = None  # async client for waiting on jobs; set by the app's lifespan
 
 
 def get_services(request: Request) -> Services:

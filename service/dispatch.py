@@ -6,6 +6,7 @@ import asyncio
 import time
 from typing import Any
 
+import redis
 from fastapi import HTTPException, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
@@ -15,6 +16,9 @@ from core.metrics import RedisMetrics
 from core.queue import TASKS
 from service.deps import Principal, Services
 
+# The longest single block on a job's done signal; the record is re-read after each (a lost signal, e.g. a job
+# ended by a script that does not signal, costs at most this much latency).
+DONE_WAIT_MAX_S = 1.0
 # HTTP status for a job that failed while the client waited for it (POST /generate).
 FAILURE_STATUS = {"bad_request": 422, "unsafe_output": 422, "not_found": 404, "conflict": 409, "cancelled": 409,
                   "not_available": 501, "worker_lost": 503, "unavailable": 503}
@@ -67,7 +71,9 @@ async def read(services: Services, job_id: str, caller: Principal | None = None)
 
 
 async def wait(services: Services, job_id: str, seconds: float) -> dict[str, Any]:
-    """Poll the record until it is terminal or `seconds` passed (no thread is held while sleeping)."""
+    """Re-read the record until it is terminal or `seconds` passed. Between reads the gateway blocks on the
+    job's done signal (an async BLPOP: woken the moment the job ends, no thread held), at most
+    `DONE_WAIT_MAX_S` at a time; without the async client it polls with a growing delay."""
     deadline = time.monotonic() + seconds
     delay = 0.01
     while True:
@@ -75,8 +81,21 @@ async def wait(services: Services, job_id: str, seconds: float) -> dict[str, Any
         remaining = deadline - time.monotonic()
         if record["state"] in TERMINAL or remaining <= 0:
             return record
+        if services.done_signals is not None and await wait_done_signal(services, job_id, remaining):
+            continue
         await asyncio.sleep(min(delay, remaining))
         delay = min(delay * 1.5, 0.25)
+
+
+async def wait_done_signal(services: Services, job_id: str, remaining: float) -> bool:
+    """Block on the job's done list for up to min(remaining, DONE_WAIT_MAX_S); False when Redis failed
+    (the caller then polls)."""
+    try:
+        await services.done_signals.blpop([services.store.done_key(job_id)],
+                                          timeout=max(0.01, min(remaining, DONE_WAIT_MAX_S)))
+    except (redis.RedisError, OSError):
+        return False
+    return True
 
 
 def accepted(request: Request, record: dict[str, Any]) -> JSONResponse:

@@ -24,10 +24,11 @@ from core.jobstore import JobStore, scrub_paths
 from core.limits import RateLimiter
 from core.metrics import HttpMetrics, RedisCollector
 from core.queue import create_celery
-from core.redis_client import redis_client, require_redis_url
+from core.redis_client import async_redis_client, redis_client, require_redis_url
 from core.settings import Settings, get_settings
 from models.version import package_version
 from service.deps import Services
+from service.dispatch import DONE_WAIT_MAX_S
 from service.limits import RequestGuard
 from service.routes import evaluate, generate, health, jobs, models, motions, unlearn
 
@@ -129,8 +130,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.open_mode:
             log.warning("no API keys configured (HMU_API_KEYS): open local mode, "
                         "every endpoint is unauthenticated")
-        yield
-        client.close()
+        # created inside the running loop (asyncio connections belong to their loop)
+        services.done_signals = async_redis_client(settings.redis_url, settings.redis_timeout_s, DONE_WAIT_MAX_S)
+        try:
+            yield
+        finally:
+            await services.done_signals.aclose()
+            services.done_signals = None
+            client.close()
 
     app = FastAPI(title="hmu", version=package_version(), description=DESCRIPTION, lifespan=lifespan)
     app.state.services = services

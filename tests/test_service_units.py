@@ -132,6 +132,45 @@ def test_gateway_fails_a_running_job_whose_worker_vanished(redis_url: str, tmp_p
     assert record["state"] == "failed" and record["error"]["code"] == "worker_lost"
 
 
+def test_gateway_wait_wakes_when_the_job_ends(redis_url: str, tmp_path: Path):
+    """POST /generate's wait blocks on the job's done signal: it answers right after the job ends (a poll with a
+    growing delay answered up to 250 ms late), and every terminal transition signals, the exhausted start too."""
+    import asyncio
+
+    from core.redis_client import async_redis_client
+    from service import dispatch
+    from service.main import create_app
+
+    settings = Settings(redis_url=redis_url.rsplit("/", 1)[0] + "/2", artifacts_dir=tmp_path)
+    services = create_app(settings).state.services
+    services.redis.flushdb()
+
+    async def wait_while(finish) -> tuple[dict, float]:  # noqa: ANN001
+        services.done_signals = async_redis_client(settings.redis_url)
+        try:
+            task = asyncio.create_task(dispatch.wait(services, job["id"], 10))
+            await asyncio.sleep(1.2)  # past one whole block: the waiter re-armed
+            assert not task.done()
+            await asyncio.to_thread(finish)
+            ended = time.monotonic()
+            record = await task
+            return record, time.monotonic() - ended
+        finally:
+            await services.done_signals.aclose()
+
+    job = services.store.create("generate", {"text": "walk"}, model="m")
+    services.store.start(job["id"], "w1", 30, 3)
+    record, late = asyncio.run(wait_while(lambda: services.store.succeed(job["id"], {"ok": True}, "w1")))
+    assert record["state"] == "succeeded" and late < 0.1, late
+    assert services.redis.llen(services.store.done_key(job["id"])) == 0  # the waiter took the signal
+
+    job = services.store.create("generate", {"text": "walk"}, model="m")
+    services.store.start(job["id"], "w1", 30, 3)
+    services.store.r.hset(services.store.key(job["id"]), "heartbeat_at", 0)  # stale: the next start counts
+    record, late = asyncio.run(wait_while(lambda: services.store.start(job["id"], "w2", 30, 1)))
+    assert record["state"] == "failed" and record["error"]["code"] == "worker_lost" and late < 0.1, late
+
+
 def test_sampling_config_travels_from_request_to_batch_key():
     body = GenerateRequest(text="walk", timesteps=5, cond_scale=4)
     stored = body.sampling().to_dict()  # what the route puts into the job record
@@ -183,6 +222,39 @@ def test_micro_batcher_merges_waiting_requests_and_keeps_order():
     assert results == {i: ("a", i * 10) for i in range(6)}
     assert calls[0] == [0] and sorted(calls[1] + calls[2]) == [1, 2, 3, 4, 5]
     assert [len(c) for c in calls] == [1, 3, 2]  # max_size respected, waiting requests merged
+
+
+def test_micro_batcher_batches_by_group_oldest_first():
+    """Requests of other length buckets wait for the next batch; the oldest request always leads a batch."""
+    from worker.tasks import length_bucket
+
+    calls: list[list[int | None]] = []
+    release = threading.Event()
+
+    def run(key, payloads):
+        calls.append(list(payloads))
+        if len(calls) == 1:
+            release.wait(5)
+        return list(payloads)
+
+    batcher = MicroBatcher(run=run, window_s=0, max_size=8, group_of=lambda frames: length_bucket(frames, 40))
+    first = threading.Thread(target=batcher.submit, args=("a", 60))
+    first.start()
+    while not calls:
+        time.sleep(0.001)
+    lengths = [200, 44, 196, 80, None, 161, 41, None]  # buckets 4, 1, 4, 1, -1, 4, 1, -1
+    threads = []
+    for frames in lengths:  # queued in this order
+        threads.append(threading.Thread(target=batcher.submit, args=("a", frames)))
+        threads[-1].start()
+        deadline = time.monotonic() + 5
+        while sum(len(v) for v in batcher._pending.values()) < len(threads) and time.monotonic() < deadline:
+            time.sleep(0.001)
+    release.set()
+    for thread in [first, *threads]:
+        thread.join(5)
+    assert calls == [[60], [200, 196, 161], [44, 80, 41], [None, None]]
+    assert [length_bucket(n, 0) for n in (40, None)] == [None, None]  # bucket 0: one group
 
 
 def test_micro_batcher_gives_every_request_the_batch_error():

@@ -3,7 +3,9 @@
 Celery delivers each generate job to its own worker thread. The threads hand their request to a
 `MicroBatcher`; requests with the same key (model + sampling knobs) that arrive within `window_s` of each
 other, or while the model is busy with an earlier batch, are run as one call. The first waiting thread
-acts as the leader and runs batches until its own request is done; then leadership passes on.
+acts as the leader and runs batches until its own request is done; then leadership passes on. A batch starts
+with the oldest waiting request and takes the later ones of its group only (e.g. its length bucket, so that
+short motions are not padded to the longest one); the other groups follow in the next batches.
 """
 
 from __future__ import annotations
@@ -29,13 +31,14 @@ class MicroBatcher:
     """Merge concurrent `submit(key, payload)` calls into `run(key, payloads) -> results` (same order).
 
     `size_of(payload)` counts rows (e.g. samples) toward `max_size`; a single payload larger than
-    `max_size` still runs, alone.
+    `max_size` still runs, alone. `group_of(payload)`: payloads of one batch share it (None: all may share).
     """
 
     run: Callable[[Hashable, list[Any]], list[Any]]
     window_s: float = 0.01
     max_size: int = 32
     size_of: Callable[[Any], int] = lambda payload: 1
+    group_of: Callable[[Any], Hashable] | None = None
     _cond: threading.Condition = field(default_factory=threading.Condition, init=False)
     _pending: dict[Hashable, list[_Slot]] = field(default_factory=dict, init=False)
     _leaders: set[Hashable] = field(default_factory=set, init=False)
@@ -74,13 +77,17 @@ class MicroBatcher:
 
     def _take(self, key: Hashable) -> list[_Slot]:
         queue = self._pending[key]
+        group = self.group_of(queue[0].payload) if self.group_of else None
         batch, rows = [queue[0]], queue[0].size
         for slot in queue[1:]:
+            if self.group_of is not None and self.group_of(slot.payload) != group:
+                continue
             if rows + slot.size > self.max_size:
                 break
             batch.append(slot)
             rows += slot.size
-        del queue[: len(batch)]
+        taken = {id(slot) for slot in batch}
+        queue[:] = [slot for slot in queue if id(slot) not in taken]
         if not queue:
             del self._pending[key]
         return batch

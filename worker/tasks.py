@@ -46,6 +46,7 @@ def register_tasks(app: Celery, runtime: WorkerRuntime) -> None:
         run=run_batch,
         window_s=settings.batch_window_ms / 1000, max_size=settings.batch_max_size,
         size_of=lambda item: item.num_samples,
+        group_of=lambda item: length_bucket(item.length, settings.batch_length_bucket_frames),
     )
     options = {"bind": True, "acks_late": True, "reject_on_worker_lost": True}
     # jobs re-queued by this worker (given back at shutdown, or reaped from a dead worker) are published again
@@ -76,6 +77,14 @@ class GenerateItem:
     length: int | None
     num_samples: int
     seed: int
+
+
+def length_bucket(length: int | None, bucket_frames: int) -> int | None:
+    """The batching group of a requested length: its bucket of `bucket_frames` frames; -1 for "estimate the
+    length" (unknown until the model estimates it); None when bucketing is off."""
+    if bucket_frames <= 0:
+        return None
+    return -1 if length is None else (int(length) - 1) // bucket_frames
 
 
 def generate_batch(models: ModelCache, key: BatchKey,
