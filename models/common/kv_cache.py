@@ -14,16 +14,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.common.gpt_blocks import PreNormBlocks
+from models.common.transformer import layer_in_projection, post_norm_rest
 
 
 def _post_norm_qkv(layer: nn.TransformerEncoderLayer, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    attn = layer.self_attn
-    return F.linear(x, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
-
-
-def _post_norm_rest(layer: nn.TransformerEncoderLayer, x: torch.Tensor, o: torch.Tensor) -> torch.Tensor:
-    x = layer.norm1(x + layer.self_attn.out_proj(o))
-    return layer.norm2(x + layer.linear2(layer.activation(layer.linear1(x))))
+    return layer_in_projection(layer, x).chunk(3, dim=-1)
 
 
 def _pre_norm_qkv(block: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -56,7 +51,7 @@ class CachedCausalEncoder:
             weight = self.layers[0].attn.key.weight
         else:
             self.layers, self.norm = list(encoder.layers), encoder.norm
-            self._qkv, self._rest = _post_norm_qkv, _post_norm_rest
+            self._qkv, self._rest = _post_norm_qkv, post_norm_rest
             attn = self.layers[0].self_attn
             if self.layers[0].norm_first or attn.batch_first or not attn._qkv_same_embed_dim:
                 raise ValueError("CachedCausalEncoder expects post-norm, sequence-first layers with packed q/k/v")

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.common import packed_linear
 from models.common.code_suppression import CodeSuppression
 from models.common.gpt_blocks import PreNormBlocks
 from models.common.heads import InputProcess
@@ -51,11 +52,9 @@ def fast_encoder_forward(encoder: nn.TransformerEncoder, src: torch.Tensor,
         allowed = keys if allowed is None else allowed & keys
     x = src.transpose(0, 1)                                                # (B, S, E)
     for layer in encoder.layers:
-        attn = layer.self_attn
         qkv = layer_in_projection(layer, x).view(b, s, 3, heads, e // heads).permute(2, 0, 3, 1, 4)
         o = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=allowed)  # (B, H, S, d)
-        x = layer.norm1(x + attn.out_proj(o.transpose(1, 2).reshape(b, s, e)))
-        x = layer.norm2(x + layer.linear2(layer.activation(layer.linear1(x))))
+        x = post_norm_rest(layer, x, o.transpose(1, 2).reshape(b, s, e))
     if encoder.norm is not None:
         x = encoder.norm(x)
     return x.transpose(0, 1)
@@ -69,13 +68,24 @@ def _post_norm_sequence_first(encoder: nn.Module) -> bool:
     return not first.norm_first and not first.self_attn.batch_first
 
 
+def post_norm_rest(layer: nn.TransformerEncoderLayer, x: torch.Tensor, attended: torch.Tensor) -> torch.Tensor:
+    """The rest of a post-norm encoder layer (inference) after attention: out-projection, residual + norm1,
+    feed-forward (GELU fused into its first product), residual + norm2. x, attended (..., E)."""
+    x = layer.norm1(x + packed_linear.linear_module(layer.self_attn.out_proj, attended))
+    if layer.activation is F.gelu:  # build_encoder's
+        hidden = packed_linear.linear_module(layer.linear1, x, "gelu")
+    else:
+        hidden = layer.activation(packed_linear.linear_module(layer.linear1, x))
+    return layer.norm2(x + packed_linear.linear_module(layer.linear2, hidden))
+
+
 def layer_in_projection(layer: nn.TransformerEncoderLayer, x: torch.Tensor) -> torch.Tensor:
     """The packed q/k/v projection of an encoder layer; `layer.hmu_in_proj` (a module, e.g. a quantised copy set
     by `models.common.precision`) replaces it when present."""
     replacement = getattr(layer, "hmu_in_proj", None)
     if replacement is not None:
         return replacement(x)
-    return F.linear(x, layer.self_attn.in_proj_weight, layer.self_attn.in_proj_bias)
+    return packed_linear.linear(x, layer.self_attn.in_proj_weight, layer.self_attn.in_proj_bias)
 
 
 def eval_mode(fn: Fn) -> Fn:
