@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from models.common import packed_linear
 
 
 class InputProcess(nn.Module):
@@ -16,7 +17,7 @@ class InputProcess(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, L, in_dim) -> (L, B, latent_dim)."""
-        return self.poseEmbedding(x.permute(1, 0, 2))
+        return packed_linear.linear_module(self.poseEmbedding, x.permute(1, 0, 2))
 
 
 class OutputProcess(nn.Module):
@@ -34,5 +35,6 @@ class OutputProcess(nn.Module):
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         """h: (L, B, latent_dim) sequence-first -> (B, L, out_dim) batch-first."""
-        h = self.LayerNorm(F.gelu(self.dense(h)))
-        return self.poseFinal(h).float().permute(1, 0, 2)  # float32 logits also under bf16 autocast
+        h = self.LayerNorm(packed_linear.linear_module(self.dense, h, "gelu"))
+        logits = packed_linear.linear_module(self.poseFinal, h)
+        return logits.float().permute(1, 0, 2)  # float32 logits also under bf16 autocast
