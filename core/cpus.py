@@ -7,6 +7,9 @@ divides the usable CPUs among the model calls that can run at once, rounding dow
 (`CpuBudget`: generation gets what the running unlearn / evaluate jobs leave).
 Usable CPUs = the process's affinity set (`os.sched_getaffinity`), capped by a cgroup CPU quota (v2 `cpu.max`,
 v1 `cpu.cfs_quota_us` / `cpu.cfs_period_us`) rounded down to whole CPUs (at least 1).
+Generate calls also leave out the CPUs other processes keep busy (`ForeignLoad`: busy time of the affinity set's
+CPUs in /proc/stat minus this process's own, over the last second), so a neighbour spinning on one core costs a
+thread instead of making every GEMM wait on the preempted one.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import contextlib
 import math
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +58,57 @@ def usable_cpus(affinity: set[int] | None = None, quota: float | None = None) ->
     return cpus
 
 
+def _machine_busy_ticks(cpus: set[int], stat: Path = Path("/proc/stat")) -> int:
+    """Busy clock ticks (all but idle and iowait) of `cpus` since boot."""
+    busy = 0
+    for line in stat.read_text().splitlines():
+        name, *fields = line.split()
+        if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus:
+            ticks = [int(f) for f in fields[:8]]
+            busy += sum(ticks) - ticks[3] - ticks[4]
+    return busy
+
+
+def _own_busy_ticks(stat: Path = Path("/proc/self/stat")) -> int:
+    """Clock ticks this process has run (user + system, all threads)."""
+    fields = stat.read_text().rpartition(")")[2].split()
+    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
+
+
+class ForeignLoad:
+    """CPUs of the affinity set that other processes kept busy over roughly the last `window_s` (a float, e.g.
+    0.97 for one spinning neighbour); 0.0 where /proc cannot be read. Sampled at most once per `window_s`."""
+
+    def __init__(self, cpus: set[int] | None = None, window_s: float = 1.0,
+                 machine: Callable[[], int] | None = None, own: Callable[[], int] | None = None,
+                 clock: Callable[[], float] = time.monotonic):
+        self.cpus = cpus if cpus is not None else (
+            os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1)))
+        self.window_s = window_s
+        self.machine = machine or (lambda: _machine_busy_ticks(self.cpus))
+        self.own = own or _own_busy_ticks
+        self.clock = clock
+        self.ticks_per_s = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self._lock = threading.Lock()
+        self._last: tuple[float, int, int] | None = None
+        self.value = 0.0
+
+    def __call__(self) -> float:
+        with self._lock:
+            try:
+                now, machine, own = self.clock(), self.machine(), self.own()
+            except (OSError, ValueError, IndexError):
+                return 0.0
+            if self._last is None:
+                self._last = (now, machine, own)
+            elif now - self._last[0] >= self.window_s:
+                elapsed = now - self._last[0]
+                foreign = (machine - self._last[1]) - (own - self._last[2])
+                self.value = max(0.0, foreign / self.ticks_per_s / elapsed)
+                self._last = (now, machine, own)
+            return self.value
+
+
 @dataclass(frozen=True)
 class ThreadPolicy:
     """`intra_op` torch threads for each of `concurrent_calls` model calls on `cpus` CPUs."""
@@ -89,21 +144,27 @@ class CpuBudget:
 
     So the threads of concurrent calls add up to at most the usable CPUs (when there are at least as many CPUs as
     lanes), and an idle worker still generates with every CPU. `max_threads` (HMU_TORCH_THREADS) caps each call.
+    `foreign_load` (e.g. `ForeignLoad()`): CPUs busy with other processes; a generate call leaves out each CPU
+    that is at least `BUSY_CPU` busy.
     """
 
+    BUSY_CPU = 0.6  # share of a CPU's time other processes must take for it to count as taken
+
     def __init__(self, cpus: int, lanes: int, set_threads: Callable[[int], None] = lambda n: None,
-                 max_threads: int | None = None):
+                 max_threads: int | None = None, foreign_load: Callable[[], float] = lambda: 0.0):
         self.policy = ThreadPolicy.compute(cpus, lanes, max_threads)
         self.max_threads = max_threads
         self.set_threads = set_threads
+        self.foreign_load = foreign_load
         self.reserved = 0  # threads held by running long jobs
         self._lock = threading.Lock()
         self._generate = threading.Lock()
 
     def generate_threads(self) -> int:
         """Threads a generate call starting now gets."""
+        taken = math.floor(self.foreign_load() + 1 - self.BUSY_CPU)
         with self._lock:
-            free = max(1, self.policy.cpus - self.reserved)
+            free = max(1, self.policy.cpus - self.reserved - taken)
         return free if self.max_threads is None else max(1, min(free, self.max_threads))
 
     @contextlib.contextmanager

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core.cpus import CpuBudget, ThreadPolicy, cgroup_cpu_limit, model_call_lanes, usable_cpus
+from core.cpus import CpuBudget, ForeignLoad, ThreadPolicy, cgroup_cpu_limit, model_call_lanes, usable_cpus
 
 
 def test_cgroup_v2_quota(tmp_path: Path) -> None:
@@ -121,3 +121,36 @@ def test_worker_runtime_budget_sets_torch_threads_of_the_calling_thread() -> Non
     t.start()
     t.join()
     assert seen == [1]
+
+
+def test_foreign_load_is_machine_busy_time_minus_our_own() -> None:
+    ticks = {"machine": 1000, "own": 400, "now": 0.0}
+    load = ForeignLoad({0, 1}, window_s=1.0, machine=lambda: ticks["machine"], own=lambda: ticks["own"],
+                       clock=lambda: ticks["now"])
+    load.ticks_per_s = 100
+    assert load() == 0.0  # first sample: nothing to compare with yet
+    ticks.update(machine=1000 + 190, own=400 + 95, now=1.0)  # 1.9 CPUs busy, 0.95 of them ours
+    assert abs(load() - 0.95) < 1e-9
+    ticks.update(machine=1190 + 400, own=495 + 1, now=1.5)  # within the window: the last value stands
+    assert abs(load() - 0.95) < 1e-9
+    ticks.update(now=2.0)
+    assert abs(load() - (400 - 1) / 100 / 1.0) < 1e-9
+
+
+def test_foreign_load_reads_this_machine() -> None:
+    load = ForeignLoad(window_s=0.05)
+    load()
+    deadline = time.monotonic() + 0.2
+    while time.monotonic() < deadline:  # our own busy loop must not count as foreign
+        pass
+    value = load()
+    assert 0.0 <= value <= len(load.cpus)
+
+
+@pytest.mark.parametrize(("foreign", "threads"), [(0.0, 4), (0.3, 4), (0.7, 3), (1.0, 3), (1.5, 3), (2.8, 1),
+                                                  (9.0, 1)])
+def test_generate_leaves_out_cpus_that_neighbours_keep_busy(foreign: float, threads: int) -> None:
+    calls: list[int] = []
+    budget = CpuBudget(4, 1, calls.append, foreign_load=lambda: foreign)
+    with budget.generate_call() as got:
+        assert got == threads and calls == [threads]

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from core.cpus import CpuBudget, model_call_lanes, usable_cpus
+from core.cpus import CpuBudget, ForeignLoad, model_call_lanes, usable_cpus
 from core.jobstore import JobError, JobStore
 from core.metrics import RedisMetrics
 from core.redis_client import redis_client, require_redis_url
@@ -79,7 +79,7 @@ class WorkerRuntime:
         self.metrics = RedisMetrics(self.redis)
         self.models = ModelCache(settings, self.metrics)
         self.cpus = CpuBudget(usable_cpus(), model_call_lanes(self.queues or list(QUEUES)), torch.set_num_threads,
-                              settings.torch_threads)  # torch threads per model call (core/cpus.py)
+                              settings.torch_threads, ForeignLoad())  # torch threads per model call (core/cpus.py)
         self.batcher: MicroBatcher | None = None  # set by the generate task wiring
         self.publish: Callable[[str, str], None] | None = None  # (job id, type) -> queue it again (tasks wiring)
         self._draining = threading.Event()
