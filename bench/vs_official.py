@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 import types
 from pathlib import Path
 
@@ -79,6 +80,51 @@ def official_generator(base: torch.nn.Module, residual: torch.nn.Module, kind: s
     return run
 
 
+def unpacked(run: Contender) -> Contender:
+    """`run` with the oneDNN-packed linear layers switched off (the plain F.linear path, as before them)."""
+    from models.common import packed_linear
+
+    def plain(batch: int) -> torch.Tensor:
+        packed_linear.ENABLED = False
+        try:
+            return run(batch)
+        finally:
+            packed_linear.ENABLED = packed_linear.packing_available()
+
+    return plain
+
+
+def flop_bound(run: Contender, ours, batch: int, tokens: int, threads: int) -> dict:  # noqa: ANN001
+    """The FLOP bound of one call: its matrix FLOPs (torch's flop counter, plain path) over the best GEMM rate at
+    the encoder layer's shapes for this call's rows (the packed linear, `threads` threads, best of 5)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from models.common import packed_linear
+
+    with FlopCounterMode(display=False) as counter:
+        unpacked(run)(batch)
+    flops = counter.get_total_flops()
+    cfg = ours.base.cfg
+    rows = 2 * batch * (tokens + 1)  # guidance doubles the batch; + the condition token
+    shapes = [(cfg.latent_dim, 3 * cfg.latent_dim), (cfg.latent_dim, cfg.latent_dim),
+              (cfg.latent_dim, cfg.ff_size), (cfg.ff_size, cfg.latent_dim)]
+    torch.set_num_threads(threads)
+    generator = torch.Generator().manual_seed(0)
+    layers = [(torch.randn(rows, k, generator=generator), torch.randn(n, k, generator=generator) * 0.05,
+               torch.zeros(n)) for k, n in shapes]
+    best = float("inf")
+    with torch.no_grad():
+        for _ in range(5):
+            start = time.perf_counter()
+            for _ in range(20):
+                for x, w, b in layers:
+                    packed_linear.linear(x, w, b)
+            best = min(best, (time.perf_counter() - start) / 20)
+    rate = sum(2 * rows * k * n for k, n in shapes) / best
+    return {"gflop_per_call": round(flops / 1e9, 2), "gemm_gflops_per_s": round(rate / 1e9, 1),
+            "flop_bound_s": round(flops / rate, 4)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--official", type=Path, required=True, help="checkout of the official repository")
@@ -88,6 +134,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=6)
     parser.add_argument("--frames", type=int, default=196)
     parser.add_argument("--precision", nargs="*", default=[], help="also time ours at these precisions")
+    parser.add_argument("--unpacked", action="store_true",
+                        help="also time ours without the oneDNN-packed linear layers (ours_unpacked)")
+    parser.add_argument("--flop-bound", action="store_true", help="record the FLOP bound of each batch size")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
@@ -97,11 +146,17 @@ def main() -> None:
     sampling = SamplingConfig(**SAMPLING)
     contenders = {"official": official_generator(base, residual, args.kind, tokens),
                   "ours": token_generator(ours.base, ours.residual, sampling, tokens)}
+    if args.unpacked:
+        contenders["ours_unpacked"] = unpacked(contenders["ours"])
     for precision in args.precision:
         contenders[f"ours_{precision}"] = token_generator(ours.base, ours.residual, sampling, tokens, precision)
     for threads in args.threads:
         for batch in args.batch:
             record = measure(contenders, batch, threads, args.repeats, reference="official", compare=False)
+            if args.flop_bound:
+                bound = flop_bound(contenders["ours"], ours, batch, tokens, threads)
+                bound["ours_over_bound"] = round(record["median_s"]["ours"] / bound["flop_bound_s"], 2)
+                record["flop_bound"] = bound
             emit({"bench": "vs_official", "kind": args.kind, "frames": args.frames,
                   "official": str(args.official), **record}, args.out)
 
