@@ -81,9 +81,10 @@ def stop_service(process: subprocess.Popen) -> None:
             process.wait()
 
 
-async def one_request(client: httpx.AsyncClient, tally: Tally, rng: random.Random, length: int,
+async def one_request(client: httpx.AsyncClient, tally: Tally, rng: random.Random, length: int | tuple[int, int],
                       timeout_s: float) -> None:
-    body = {"text": rng.choice(TEXTS), "length_frames": length, "seed": rng.randrange(2**31),
+    frames = length if isinstance(length, int) else rng.randrange(length[0], length[1] + 1, 4)
+    body = {"text": rng.choice(TEXTS), "length_frames": frames, "seed": rng.randrange(2**31),
             "wait_seconds": 60}
     start = time.perf_counter()
     try:
@@ -115,7 +116,7 @@ async def one_request(client: httpx.AsyncClient, tally: Tally, rng: random.Rando
     tally.latencies.append(time.perf_counter() - start)
 
 
-async def client_loop(base_url: str, stop_at: float, tally: Tally, seed: int, length: int,
+async def client_loop(base_url: str, stop_at: float, tally: Tally, seed: int, length: int | tuple[int, int],
                       timeout_s: float) -> None:
     rng = random.Random(seed)
     async with httpx.AsyncClient(base_url=base_url, timeout=timeout_s) as client:
@@ -123,7 +124,8 @@ async def client_loop(base_url: str, stop_at: float, tally: Tally, seed: int, le
             await one_request(client, tally, rng, length, timeout_s)
 
 
-async def load(base_url: str, clients: int, seconds: float, length: int, timeout_s: float) -> dict:
+async def load(base_url: str, clients: int, seconds: float, length: int | tuple[int, int],
+               timeout_s: float) -> dict:
     tally = Tally()
     start = time.perf_counter()
     stop_at = start + seconds
@@ -144,6 +146,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--length", type=int, default=80, help="frames per motion (20 fps)")
+    parser.add_argument("--length-range", type=int, nargs=2, metavar=("MIN", "MAX"),
+                        help="instead of --length: each request draws its frames from MIN..MAX (step 4)")
     parser.add_argument("--no-batching", action="store_true", help="HMU_BATCH_MAX_SIZE=1")
     parser.add_argument("--worker-concurrency", type=int, default=32,
                         help="worker threads (jobs in flight, hence the largest possible batch)")
@@ -167,9 +171,11 @@ def main() -> None:
             warm = httpx.post(f"{base}/generate", json={"text": "a person walks", "length_frames": args.length,
                                                         "wait_seconds": 60}, timeout=300)
             assert warm.status_code == 200, f"warm-up failed: {warm.status_code} {warm.text[:200]}"
+            load_before = [round(x, 2) for x in os.getloadavg()]
             busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy_cores)]
             try:
-                result = asyncio.run(load(base, args.clients, args.seconds, args.length, args.timeout))
+                lengths = tuple(args.length_range) if args.length_range else args.length
+                result = asyncio.run(load(base, args.clients, args.seconds, lengths, args.timeout))
             finally:
                 for spinner in busy:
                     spinner.kill()
@@ -177,8 +183,8 @@ def main() -> None:
         finally:
             stop_service(process)
     result |= {"batching": not args.no_batching, "worker_concurrency": args.worker_concurrency,
-               "length_frames": args.length, "busy_cores": args.busy_cores, "env": args.env,
-               "loadavg_after": [round(x, 2) for x in os.getloadavg()]}
+               "length_frames": args.length_range or args.length, "busy_cores": args.busy_cores, "env": args.env,
+               "loadavg_before": load_before, "loadavg_after": [round(x, 2) for x in os.getloadavg()]}
     print(json.dumps(result))
     if args.out:
         with args.out.open("a") as handle:
