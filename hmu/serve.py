@@ -112,6 +112,27 @@ def worker_process(settings: Settings, queues: Sequence[str] = QUEUES, concurren
         stop_worker(process, stop_timeout_s)
 
 
+def worker_pidfile(settings: Settings) -> Path:
+    """Where the supervisor keeps its worker's pid (for the watchdog)."""
+    return Path(settings.data_dir).resolve() / "worker.pid"
+
+
+@contextmanager
+def watchdog(settings: Settings, redis_socket: str | None) -> Iterator[subprocess.Popen]:
+    """Run `hmu.watchdog` for this process (stops the worker and Redis if this process dies uncleanly);
+    terminated on a clean exit."""
+    command = [sys.executable, "-m", "hmu.watchdog", "--parent", str(os.getpid()),
+               "--worker-pidfile", str(worker_pidfile(settings)), "--grace", str(settings.worker_stop_timeout_s)]
+    if redis_socket:
+        command += ["--redis-socket", redis_socket]
+    process = subprocess.Popen(command, start_new_session=True)
+    try:
+        yield process
+    finally:
+        process.terminate()
+        process.wait()
+
+
 class WorkerSupervisor:
     """Keeps one worker process running: a worker that exits while the service runs is restarted after a
     back-off: `worker_restart_backoff_s` when it had become ready (its presence key appeared: e.g. killed, out
@@ -138,6 +159,7 @@ class WorkerSupervisor:
             if not self._stopping.is_set():
                 self.process = start_worker(self.settings, self.queues, self.concurrency)
                 self._started_at = time.monotonic()
+                worker_pidfile(self.settings).write_text(str(self.process.pid))  # read by hmu.watchdog
                 log.info("worker pid %d on queues %s", self.process.pid, ",".join(self.queues))
 
     def _became_ready(self, process: subprocess.Popen) -> bool:
@@ -213,6 +235,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, *, settings: Settings | Non
             log.info("embedded Redis at %s", url)
             supervisor = WorkerSupervisor(settings, QUEUES, worker_concurrency).start()
             stack.callback(supervisor.stop)
+            stack.enter_context(watchdog(settings, url.removeprefix("unix://")))  # stopped first on a clean exit
         else:
             log.info("gateway only, Redis at %s: run workers with `hmu worker`", settings.redis_url)
         config = uvicorn.Config(create_app(settings), host=host, port=port, log_level=log_level,

@@ -245,3 +245,30 @@ def test_a_killed_worker_is_restarted_and_readyz_says_503_meanwhile(tmp_path: Pa
     finally:
         service.stop()
     assert service.process.returncode == 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_sigkill_of_serve_leaves_no_orphans(tmp_path: Path, tiny_model_dir: Path):
+    """`hmu serve` killed outright (no handler runs): its watchdog stops the worker and the embedded Redis,
+    and the next `hmu serve` on the same folder starts and runs jobs."""
+    service = Service(tmp_path, tiny_model_dir, TEST_ENV).start()
+    try:
+        worker = psutil.Process(service.ready()["workers"][0]["pid"])
+        servers = service.redis_servers()
+        assert len(servers) == 1, servers
+        service.process.kill()
+        service.process.wait(30)
+        assert gone(worker, 60), "the worker outlived a killed hmu serve"
+        assert all(gone(server, 30) for server in servers), "the embedded redis-server outlived a killed hmu serve"
+    finally:
+        service.stop()
+    again = Service(tmp_path, tiny_model_dir, TEST_ENV)
+    try:
+        again.start()
+        job = again.http.post("/generate", json={"text": "a person walks", "length_frames": 40, "seed": 2,
+                                                 "wait_seconds": 0}).json()["job_id"]
+        assert finished(again.http, job, 120)["state"] == "succeeded"
+    finally:
+        again.stop()
+    assert again.process.returncode == 0
