@@ -11,7 +11,6 @@ from models.common import packed_linear
 from models.common.precision import quantized_copy
 
 
-
 def test_the_pinned_torch_build_packs() -> None:
     assert packed_linear.ENABLED  # torch==2.13.0 CPU (the README's install) ships oneDNN's packed linear
 
@@ -28,7 +27,7 @@ def test_packed_linear_equals_f_linear_and_fuses_gelu(shape: tuple[int, ...]) ->
         plain = F.linear(x, layer.weight, layer.bias)
         packed = packed_linear.linear_module(layer, x)
         fused = packed_linear.linear_module(layer, x, "gelu")
-    assert id(layer.weight) in packed_linear._PACKED  # the packed path ran
+    assert (id(layer.weight), torch.float32) in packed_linear._PACKED  # the packed path ran
     torch.testing.assert_close(packed, plain, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(fused, F.gelu(plain), rtol=1e-5, atol=1e-5)
     transposed = torch.randn(50, 2, 64).transpose(0, 1)  # non-contiguous input, as in the encoder
@@ -54,18 +53,36 @@ def test_cache_entries_leave_with_their_weights() -> None:
     layer = _layer(2)
     with torch.no_grad():
         packed_linear.linear_module(layer, torch.randn(3, 64))
-    key = id(layer.weight)
-    assert key in packed_linear._PACKED
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        packed_linear.linear_module(layer, torch.randn(3, 64))
+    keys = [(id(layer.weight), torch.float32), (id(layer.weight), torch.bfloat16)]
+    assert all(key in packed_linear._PACKED for key in keys)
     del layer
-    assert key not in packed_linear._PACKED
+    assert not any(key in packed_linear._PACKED for key in keys)
 
 
-def test_training_autocast_and_int8_take_the_ordinary_path() -> None:
+def test_under_bf16_autocast_it_is_autocasts_linear_rounded_once() -> None:
+    layer, x = _layer(4), torch.randn(2, 50, 64)
+    strided = torch.randn(50, 2, 64).transpose(0, 1)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        ordinary = F.gelu(layer(x))
+        packed = packed_linear.linear_module(layer, x, "gelu")
+        ordinary_strided, packed_strided = layer(strided), packed_linear.linear_module(layer, strided)
+    assert (id(layer.weight), torch.bfloat16) in packed_linear._PACKED
+    assert packed.dtype == ordinary.dtype == torch.bfloat16
+    assert torch.equal(packed, ordinary)  # contiguous input: the same kernel, the same bits
+    bf16 = [t.to(torch.bfloat16).double() for t in (strided, layer.weight, layer.bias)]
+    exact = bf16[0] @ bf16[1].T + bf16[2]  # the product of the bf16 operands, in float64
+    error = {name: (out.double() - exact).abs().mean() for name, out in
+             (("autocast", ordinary_strided), ("packed", packed_strided))}
+    assert error["packed"] <= error["autocast"], error
+
+
+def test_training_and_int8_take_the_ordinary_path() -> None:
     layer, x = _layer(3), torch.randn(4, 64)
     out = packed_linear.linear_module(layer, x)  # grad enabled: autograd must see an ordinary linear
     assert out.requires_grad and out.grad_fn is not None
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-        assert packed_linear.linear_module(layer, x).dtype == torch.bfloat16
+    assert not any(key[0] == id(layer.weight) for key in packed_linear._PACKED)
     quantized = quantized_copy(nn.Sequential(layer))[0]
     with torch.no_grad():
         torch.testing.assert_close(packed_linear.linear_module(quantized, x), quantized(x))
