@@ -23,8 +23,10 @@ def test_an_unchanged_copy_is_stable_and_not_verified(tiny_model_dir, tmp_path) 
     manifest = json.loads((model / "manifest.json").read_text())
     assert manifest["safety_report"]["verified"] is False
     assert "## Safety verification" in (model / "MODEL_CARD.md").read_text()
-    verify_checkpoint(model, tiny_model_dir, "violence", max_prompts=2)
+    two = verify_checkpoint(model, tiny_model_dir, "violence", seeds=(0, 1), max_prompts=2)
     assert (model / "MODEL_CARD.md").read_text().count("## Safety verification") == 1
+    assert two["profile"]["seeds"] == [0, 1] and "2 seed(s)" in (model / "MODEL_CARD.md").read_text()
+    assert two["weights_only"]["implicit"]["n"] == 4 and two["stability"]["n"] == 4  # (prompt, seed) samples
     settings = Settings(models_dir=tmp_path / "models", weights_dir=tmp_path / "weights")
     assert model_summary(settings, "copy")["verified"] is False
     assert model_detail(settings, "copy")["safety"]["stability"]["rate"] == 1.0
