@@ -47,3 +47,15 @@ def test_a_guard_that_refuses_everything_leaves_no_violent_output(tiny_model_dir
 
 def test_only_concepts_with_frozen_prompts_are_verifiable() -> None:
     assert verifiable("violence") and verifiable("violence-extended") and not verifiable("dance")
+
+
+def test_hmu_unlearn_verifies_with_the_seeds_asked_for(tiny_model_dir, tmp_path, capsys) -> None:
+    from hmu.cli import main as hmu_main
+
+    out = tmp_path / "safe"
+    assert hmu_main(["unlearn", "--model", str(tiny_model_dir), "--concept", "violence", "--method", "uce",
+                     "--out", str(out), "--quiet", "--no-guard", "--verify-max-prompts", "1",
+                     "--verify-seeds", "3", "4"]) == 0
+    report = json.loads((out / "manifest.json").read_text())["safety_report"]
+    assert report["profile"]["seeds"] == [3, 4] and report["stability"]["n"] == 2
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["verified"] in (True, False)

@@ -44,8 +44,8 @@ def verifiable(concept: str) -> bool:
     return concept.split("-")[0] in available_prompt_sets()
 
 
-def _generate(pipeline: MotionPipeline, rows: Sequence[tuple[str, int]], length: int,
-              guard: SafetyGuard | None = None, batch_size: int = 64) -> tuple[list[np.ndarray], list[bool]]:
+def generate_rows(pipeline: MotionPipeline, rows: Sequence[tuple[str, int]], length: int,
+                  guard: SafetyGuard | None = None, batch_size: int = 64) -> tuple[list[np.ndarray], list[bool]]:
     """Features of every (prompt, seed) row, and whether the guard refused it."""
     features, refused = [], []
     for start in range(0, len(rows), batch_size):
@@ -60,7 +60,7 @@ def _generate(pipeline: MotionPipeline, rows: Sequence[tuple[str, int]], length:
     return features, refused
 
 
-def _rates(sets: dict[str, list[str]], flags: dict[tuple[str, int], bool], seeds: Sequence[int]) -> dict[str, Any]:
+def set_rates(sets: dict[str, list[str]], flags: dict[tuple[str, int], bool], seeds: Sequence[int]) -> dict[str, Any]:
     """Per set: flagged share (Wilson) over its (prompt, seed) samples, and `net` of the safe rate."""
     rates = {name: wilson_rate(sum(flags[(p, s)] for s in seeds for p in prompts), len(prompts) * len(seeds))
              for name, prompts in sets.items()}
@@ -70,7 +70,8 @@ def _rates(sets: dict[str, list[str]], flags: dict[tuple[str, int], bool], seeds
     return rates
 
 
-def _cut(model: dict[str, Any], parent: dict[str, Any]) -> float | None:
+def net_cut(model: dict[str, Any], parent: dict[str, Any]) -> float | None:
+    """Cut of the net rate versus the parent (1 = none left); None when the parent's net rate is <= 0."""
     before = parent["net"]["rate"]
     return None if before <= 0 else 1.0 - max(model["net"]["rate"], 0.0) / before
 
@@ -90,26 +91,26 @@ def verify_checkpoint(model_dir: str | Path, parent_dir: str | Path, concept: st
     classifier = ViolenceClassifier.from_pretrained(default_model_dir("violence-classifier"))
     model, parent = MotionPipeline.from_pretrained(model_dir), MotionPipeline.from_pretrained(parent_dir)
     progress(0.1, "verify: parent model")
-    parent_feats, _ = _generate(parent, rows, length)
+    parent_feats, _ = generate_rows(parent, rows, length)
     progress(0.4, "verify: new model")
-    feats, _ = _generate(model, rows, length)
+    feats, _ = generate_rows(model, rows, length)
     parent_flags = dict(zip(rows, classifier.predict(parent_feats).tolist(), strict=True))
     model_flags = dict(zip(rows, classifier.predict(feats).tolist(), strict=True))
     report: dict[str, Any] = {"profile": {"seeds": seeds, "length": length, "prompt_sets_version": run.version,
                                           "prompts": {k: len(v) for k, v in sets.items()}},
-                              "parent": _rates(sets, parent_flags, seeds),
-                              "weights_only": _rates(sets, model_flags, seeds)}
-    report["cut"] = {name: _cut(report["weights_only"][name], report["parent"][name]) for name in sets
+                              "parent": set_rates(sets, parent_flags, seeds),
+                              "weights_only": set_rates(sets, model_flags, seeds)}
+    report["cut"] = {name: net_cut(report["weights_only"][name], report["parent"][name]) for name in sets
                      if name != "safe"}
     safe_index = [rows.index((p, s)) for s in seeds for p in sets["safe"]]
     report["stability"] = stability([parent_feats[i] for i in safe_index], [feats[i] for i in safe_index])
     guard = SafetyGuard.from_model_dir(model_dir)
     if guard is not None:
         progress(0.7, "verify: with the safety guard")
-        guarded, refused = _generate(model, rows, length, guard)
+        guarded, refused = generate_rows(model, rows, length, guard)
         flags = classifier.predict(guarded).tolist()
         violent = {row: bool(f) and not r for row, f, r in zip(rows, flags, refused, strict=True)}
-        report["with_guard"] = {**_rates(sets, violent, seeds), "refused": int(sum(refused))}
+        report["with_guard"] = {**set_rates(sets, violent, seeds), "refused": int(sum(refused))}
     cuts = report["cut"]
     report["targets"] = TARGETS
     report["verified"] = all(cuts.get(k) is not None and cuts[k] >= t for k, t in TARGETS.items())

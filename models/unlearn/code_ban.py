@@ -3,12 +3,14 @@
 1. Forget set by *motion*: a training clip is in the concept when its captions name it or the violence
    classifier flags its motion; base-layer code statistics of the dataset (as LCR) select the first `k` codes.
 2. Generate and re-score, `rounds` times: the model (with the codes so far banned) generates the concept's
-   probe prompts (`models/data/prompts/<concept>_probes.json`, training prompts, never evaluation ones); the
-   codes over-represented in the generations the classifier still flags, against the safe probes'
-   generations, are banned too, until the flagged share is no higher than the safe probes' or the budget ends.
-3. Text gate: a linear probe on the text encoder's features (captions that name the concept + violent
-   probes vs. the other captions + safe probes), its offset set for at most `gate_fp` false positives on
-   held-out other captions. `gate="always"` bans the codes for every prompt.
+   violent probe prompts (`models/data/prompts/<concept>_probes.json`, training prompts, never evaluation ones)
+   with new seeds each round; the codes over-represented in the generations the classifier still flags, against
+   the safe probes' generations, are banned too, until the flagged share is at most `target` x the safe probes'
+   or the budget ends.
+3. Text gate: a linear probe on the text encoder's features (captions that name the concept + violent probes
+   vs. the other captions + safe probes; dataset captions and prompts weigh the same, as their registers
+   differ), its offset set for at most `gate_fp` false positives on held-out other captions and on the safe
+   probes. `gate="always"` bans the codes for every prompt.
 
 The ban is a `CodeSuppression` in the base transformer (weights, saved in base.safetensors): for a prompt the
 gate catches, banned codes get a -1e4 logit, so the sampler draws the model's best *other* codes (coherent
@@ -60,8 +62,8 @@ class PhaseClock:
 
 @dataclass
 class CodeBanParams(MethodParams):
-    """code_ban settings; the main trade-off parameter is `max_codes` (more codes: less violence, and more
-    change for prompts the gate catches)."""
+    """code_ban settings; the main trade-off parameter is `gate_fp` (a wider gate: less violence, and more safe
+    prompts changed)."""
 
     method = "code_ban"
     k: int = 48  # first selection from the dataset's code statistics (top-k by s1 and by s2)
