@@ -225,7 +225,7 @@ def train_gate(pipeline: MotionPipeline, positives: tuple[list[str], list[str]],
     groups = torch.tensor([g % 2 for g, part in enumerate(parts) for _ in part])  # 0 captions, 1 prompts
     w, b = fit_gate(feats, labels, groups)
     held_scores = pipeline.encode_text(held).cpu() @ w
-    safe_scores = feats[-len(safe_prompts):] @ w
+    safe_scores = feats[len(feats) - len(safe_prompts):] @ w
     offset = -max(float(torch.quantile(held_scores, 1.0 - fp)), float(torch.quantile(safe_scores, 1.0 - fp)))
     pos_scores = feats[: int(labels.sum())] @ w
     report = {"positives": int(labels.sum()), "negatives": int((~labels).sum()),
