@@ -6,9 +6,10 @@
 
 Each method unlearns `violence` from the model (guard attached, so weights-only and with-guard columns come
 from the same checkpoint), then `models.eval.verify.verify_checkpoint` measures it against the model on every
-frozen prompt set (explicit, implicit, adversarial, safe), once per seed: flagged share raw and net of the safe
-rate, cut of the net rate, safe-prompt stability (aligned MPJPE < 2 cm), with the guard. Prints one JSON line
-per (method, seed) and a Markdown table of the means over seeds; everything goes to OUT/results.json.
+frozen prompt set (explicit, implicit, adversarial, safe) with every seed (one report; each (prompt, seed) is a
+sample of its Wilson interval): flagged share raw and net of the safe rate, cut of the net rate, safe-prompt
+stability (aligned MPJPE < 2 cm), with the guard. Prints one JSON line per method and a Markdown table;
+everything goes to OUT/results.json.
 """
 
 from __future__ import annotations
@@ -90,13 +91,12 @@ def main() -> int:
                                                 params=method_params(args.param, method), data_dir=args.data,
                                                 guard=True))
         seconds = time.monotonic() - started
-        rows[method] = []
-        for seed in args.seeds:
-            report = verify_checkpoint(target, args.model, "violence", seed=seed)
-            rows[method].append(row(report))
-            print(json.dumps({"method": method, "seed": seed, "unlearn_s": round(seconds, 1), **rows[method][-1]}),
-                  flush=True)
-        results["runs"][method] = {"unlearn_s": round(seconds, 1), "params": manifest["params"], "rows": rows[method]}
+        report = verify_checkpoint(target, args.model, "violence", seeds=args.seeds)
+        rows[method] = [row(report)]
+        print(json.dumps({"method": method, "seeds": args.seeds, "unlearn_s": round(seconds, 1), **rows[method][0]}),
+              flush=True)
+        results["runs"][method] = {"unlearn_s": round(seconds, 1), "params": manifest["params"], "rows": rows[method],
+                                   "method_result": manifest.get("result"), "report": report}
         for path in target.glob("**/*.safetensors"):
             path.unlink()  # keep reports, not weights
     load.append(os.getloadavg())

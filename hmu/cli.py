@@ -242,7 +242,7 @@ def verify_unlearned(args: argparse.Namespace) -> None:
         return
     progress = None if args.quiet else (lambda f, m: print(f"[{f:5.1%}] {m}", file=sys.stderr))
     report = verify_checkpoint(args.out, args.model or default_model_path(), concept,
-                               max_prompts=args.verify_max_prompts, progress=progress)
+                               seeds=args.verify_seeds, max_prompts=args.verify_max_prompts, progress=progress)
     print(json.dumps({"verified": report["verified"], "cut": report["cut"],
                       "safe_unchanged": report["stability"]["rate"], "seconds": report["seconds"]}))
 

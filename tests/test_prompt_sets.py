@@ -126,14 +126,25 @@ def test_malformed_files_are_refused(data, message) -> None:
         _parse("custom", data)
 
 
+def _runs(prompt: str, n: int = 5) -> set[tuple[str, ...]]:
+    """Runs of `n` consecutive words of a normalised prompt."""
+    words = prompt.split()
+    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+
 def test_training_probes_never_are_evaluation_prompts(sets: PromptSets) -> None:
-    from models.data.prompt_sets import probe_prompts
+    """Probes are not evaluation prompts, contain none of them and share no run of 5 words with one."""
+    from models.data.prompt_sets import adversarial_prompts, probe_prompts
 
     violent, safe = probe_prompts("violence")
-    assert len(violent) >= 60 and len(safe) >= 60
+    assert len(violent) >= 120 and len(safe) >= 100
     evaluation = {normalise(p) for p in sets.explicit + sets.implicit_all + sets.safe}
     probes = [normalise(p) for p in violent + safe]
     assert not evaluation & set(probes) and len(set(probes)) == len(probes)
+    adversarial, _ = adversarial_prompts("violence")
+    evaluation |= {normalise(p) for p in adversarial}
+    near = [(p, e) for p in probes for e in evaluation if e in p or p in e or _runs(p) & _runs(e)]
+    assert not near, f"probes too close to evaluation prompts: {near[:5]}"
     assert "violence_probes" not in available_prompt_sets()
     with pytest.raises(ValueError, match="no probe prompts"):
         probe_prompts("dance")

@@ -10,7 +10,15 @@ import torch
 from models.common.code_suppression import SUPPRESSED, CodeSuppression
 from models.data.concepts import concept_from_keywords, get_concept
 from models.pipelines import MotionPipeline
-from models.unlearn.code_ban import CodeBanParams, apply_code_ban, generate_with_codes, install_suppression
+from models.unlearn.code_ban import (
+    CodeBanParams,
+    ProbeRun,
+    apply_code_ban,
+    fit_gate,
+    generate_with_codes,
+    group_weights,
+    install_suppression,
+)
 from models.unlearn.methods import parse_params
 from tests.unlearn_helpers import make_dataset
 
@@ -84,6 +92,7 @@ def test_code_ban_bans_codes_for_the_concept_and_leaves_other_prompts(tiny_momas
     assert pipeline.base.code_suppression.suppressed() == banned
     assert result["forget_items"]["by_caption"] > 0 and result["rounds"][0]["banned"] >= 1
     assert result["gate"]["mode"] == "text" and result["gate"]["held_out_fp"] <= 0.1
+    assert set(result["phase_seconds"]) == {"code_statistics", "forget_set", "probe_rounds", "gate"}
     gate = pipeline.base.code_suppression.gate(pipeline.encode_text(["a person kicks", "a man throws a punch"]))
     assert gate.all()  # prompts that name the concept are caught
     ids = _base_ids(pipeline, ["a person kicks someone in the stomach"] * 4)
@@ -118,3 +127,42 @@ def test_code_ban_is_the_default_method() -> None:
     register(parser.add_subparsers())
     args = parser.parse_args(["unlearn", "--model", "m", "--concept", "violence", "--out", "o"])
     assert args.method == "code_ban"
+
+
+def test_group_weights_give_every_group_the_same_share() -> None:
+    weights = group_weights(torch.tensor([0, 0, 0, 1, 3, 3]))
+    assert torch.allclose(weights, torch.tensor([1 / 9, 1 / 9, 1 / 9, 1 / 3, 1 / 6, 1 / 6]))
+    assert torch.isclose(weights.sum(), torch.tensor(1.0))
+
+
+def test_the_gate_learns_a_small_group_of_prompts_it_would_drown_otherwise() -> None:
+    """Many captions, separable along x, whose y points the wrong way, and a few prompts separable along y only:
+    weighed by label alone the captions set the sign of y and the prompts come out reversed; with captions and
+    prompts weighed alike the positive prompts score above the negative ones."""
+    gen = torch.Generator().manual_seed(0)
+    captions = torch.randn(400, 2, generator=gen) * 0.2
+    captions[:200] += torch.tensor([1.0, -0.5])
+    captions[200:] += torch.tensor([-1.0, 0.5])
+    prompts = torch.tensor([[0.0, 1.0], [0.1, 1.2], [0.0, -1.0], [-0.1, -1.2]])
+    features = torch.cat([captions, prompts])
+    labels = torch.tensor([True] * 200 + [False] * 200 + [True, True, False, False])
+    w, b = fit_gate(features, labels)
+    assert (prompts[:2] @ w + b).max() < (prompts[2:] @ w + b).min()
+    w, b = fit_gate(features, labels, torch.tensor([0] * 400 + [1] * 4))
+    assert (prompts[:2] @ w + b).min() > (prompts[2:] @ w + b).max()
+    assert ((captions[:200] @ w + b) > (captions[200:] @ w + b).max()).float().mean() > 0.9
+
+
+def test_each_probe_draw_uses_new_seeds(tiny_momask) -> None:
+    from models.evaluator.violence_classifier import ViolenceClassifier
+    from models.pipelines import default_model_dir
+
+    probes = ProbeRun(["a person kicks"], [], [0, 1], 48,
+                      ViolenceClassifier.from_pretrained(default_model_dir("violence-classifier")))
+    _, first = probes.flagged(tiny_momask, probes.violent)
+    _, again = probes.flagged(tiny_momask, probes.violent, draw=0)
+    _, later = probes.flagged(tiny_momask, probes.violent, draw=1)
+    _, seeds_2_3 = generate_with_codes(tiny_momask, probes.violent, [2, 3], 48)
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(later, seeds_2_3, strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(first, later, strict=True))

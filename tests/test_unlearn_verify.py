@@ -23,8 +23,10 @@ def test_an_unchanged_copy_is_stable_and_not_verified(tiny_model_dir, tmp_path) 
     manifest = json.loads((model / "manifest.json").read_text())
     assert manifest["safety_report"]["verified"] is False
     assert "## Safety verification" in (model / "MODEL_CARD.md").read_text()
-    verify_checkpoint(model, tiny_model_dir, "violence", max_prompts=2)
+    two = verify_checkpoint(model, tiny_model_dir, "violence", seeds=(0, 1), max_prompts=2)
     assert (model / "MODEL_CARD.md").read_text().count("## Safety verification") == 1
+    assert two["profile"]["seeds"] == [0, 1] and "2 seed(s)" in (model / "MODEL_CARD.md").read_text()
+    assert two["weights_only"]["implicit"]["n"] == 4 and two["stability"]["n"] == 4  # (prompt, seed) samples
     settings = Settings(models_dir=tmp_path / "models", weights_dir=tmp_path / "weights")
     assert model_summary(settings, "copy")["verified"] is False
     assert model_detail(settings, "copy")["safety"]["stability"]["rate"] == 1.0
@@ -45,3 +47,15 @@ def test_a_guard_that_refuses_everything_leaves_no_violent_output(tiny_model_dir
 
 def test_only_concepts_with_frozen_prompts_are_verifiable() -> None:
     assert verifiable("violence") and verifiable("violence-extended") and not verifiable("dance")
+
+
+def test_hmu_unlearn_verifies_with_the_seeds_asked_for(tiny_model_dir, tmp_path, capsys) -> None:
+    from hmu.cli import main as hmu_main
+
+    out = tmp_path / "safe"
+    assert hmu_main(["unlearn", "--model", str(tiny_model_dir), "--concept", "violence", "--method", "uce",
+                     "--out", str(out), "--quiet", "--no-guard", "--verify-max-prompts", "1",
+                     "--verify-seeds", "3", "4"]) == 0
+    report = json.loads((out / "manifest.json").read_text())["safety_report"]
+    assert report["profile"]["seeds"] == [3, 4] and report["stability"]["n"] == 2
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["verified"] in (True, False)

@@ -123,6 +123,8 @@ def register(subparsers) -> None:
                     help="skip the safety verification `hmu` runs after writing the model (violence concepts)")
     un.add_argument("--verify-max-prompts", type=int, help="verification: at most this many prompts per frozen "
                     "set (a quick check; default all)")
+    un.add_argument("--verify-seeds", type=int, nargs="+", default=[0],
+                    help="verification: seeds per prompt (default 0; each seed adds a full pass)")
     un.add_argument("--guard", action=argparse.BooleanOptionalAction, default=None,
                     help="attach the shipped safety guard to the new model (default: for violence concepts)")
     un.add_argument("--quiet", action="store_true", help="no progress lines on stderr")

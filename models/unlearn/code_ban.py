@@ -3,12 +3,14 @@
 1. Forget set by *motion*: a training clip is in the concept when its captions name it or the violence
    classifier flags its motion; base-layer code statistics of the dataset (as LCR) select the first `k` codes.
 2. Generate and re-score, `rounds` times: the model (with the codes so far banned) generates the concept's
-   probe prompts (`models/data/prompts/<concept>_probes.json`, training prompts, never evaluation ones); the
-   codes over-represented in the generations the classifier still flags, against the safe probes'
-   generations, are banned too, until the flagged share is no higher than the safe probes' or the budget ends.
-3. Text gate: a linear probe on the text encoder's features (captions that name the concept + violent
-   probes vs. the other captions + safe probes), its offset set for at most `gate_fp` false positives on
-   held-out other captions. `gate="always"` bans the codes for every prompt.
+   violent probe prompts (`models/data/prompts/<concept>_probes.json`, training prompts, never evaluation ones)
+   with new seeds each round; the codes over-represented in the generations the classifier still flags, against
+   the safe probes' generations, are banned too, until the flagged share is at most `target` x the safe probes'
+   or the budget ends.
+3. Text gate: a linear probe on the text encoder's features (captions that name the concept + violent probes
+   vs. the other captions + safe probes; dataset captions and prompts weigh the same, as their registers
+   differ), its offset set for at most `gate_fp` false positives on held-out other captions and on the safe
+   probes. `gate="always"` bans the codes for every prompt.
 
 The ban is a `CodeSuppression` in the base transformer (weights, saved in base.safetensors): for a prompt the
 gate catches, banned codes get a -1e4 logit, so the sampler draws the model's best *other* codes (coherent
@@ -39,12 +41,29 @@ from models.unlearn.params import MethodParams, one_of, require
 
 Progress = Callable[[float, str], None]
 GATES = ("text", "always")
+CAPTION_LIMIT = 1000  # dataset caption lines per side (in / outside the concept) for the text gate
+
+
+class PhaseClock:
+    """Seconds spent in each named phase (`mark` ends the current one)."""
+
+    def __init__(self) -> None:
+        self.started = self.last = time.monotonic()
+        self.phases: dict[str, float] = {}
+
+    def mark(self, name: str) -> None:
+        now = time.monotonic()
+        self.phases[name] = round(now - self.last, 1)
+        self.last = now
+
+    def total(self) -> float:
+        return round(time.monotonic() - self.started, 1)
 
 
 @dataclass
 class CodeBanParams(MethodParams):
-    """code_ban settings; the main trade-off parameter is `max_codes` (more codes: less violence, and more
-    change for prompts the gate catches)."""
+    """code_ban settings; the main trade-off parameter is `gate_fp` (a wider gate: less violence, and more safe
+    prompts changed)."""
 
     method = "code_ban"
     k: int = 48  # first selection from the dataset's code statistics (top-k by s1 and by s2)
@@ -164,12 +183,23 @@ def keyword_phrases(concept: Concept) -> list[str]:
     return [t.format(k) for k in concept.erase_prompts() for t in templates]
 
 
-def fit_gate(features: torch.Tensor, labels: torch.Tensor, steps: int = 300) -> tuple[torch.Tensor, torch.Tensor]:
-    """Class-balanced logistic regression: features (N, D), labels (N,) bool -> (w (D,), b ())."""
+def group_weights(groups: torch.Tensor) -> torch.Tensor:
+    """Sample weights (N,) that give every group id of `groups` (N,) the same total weight (sum 1)."""
+    ids, counts = torch.unique(groups, return_counts=True)
+    per_group = torch.zeros(int(ids.max()) + 1)
+    per_group[ids] = 1.0 / (len(ids) * counts.float())
+    return per_group[groups]
+
+
+def fit_gate(features: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor | None = None,
+             steps: int = 300) -> tuple[torch.Tensor, torch.Tensor]:
+    """Balanced logistic regression: features (N, D), labels (N,) bool -> (w (D,), b ()). Every (label, group)
+    pair weighs the same (groups: e.g. dataset captions vs. prompts; None = one group per label)."""
     w = torch.zeros(features.shape[1], requires_grad=True)
     b = torch.zeros((), requires_grad=True)
     pos = labels.float()
-    weight = torch.where(labels, 0.5 / pos.sum().clamp(min=1), 0.5 / (1 - pos).sum().clamp(min=1))
+    groups = torch.zeros_like(labels, dtype=torch.long) if groups is None else groups.long()
+    weight = group_weights(2 * groups + labels.long())
     opt = torch.optim.Adam([w, b], lr=0.05)
     for _ in range(steps):
         opt.zero_grad()
@@ -180,23 +210,25 @@ def fit_gate(features: torch.Tensor, labels: torch.Tensor, steps: int = 300) -> 
     return w.detach(), b.detach()
 
 
-def train_gate(pipeline: MotionPipeline, positives: list[str], negatives: list[str], safe_prompts: list[str],
-               fp: float, seed: int) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
-    """The text gate -> (directions (1, D), offsets (1,), report). Trained on positives vs. negatives (captions)
-    + safe prompts; the offset lets at most `fp` of the held-out 25 % of the negatives and of the safe prompts
-    through (natural-language prompts score higher than dataset captions, so both calibrate)."""
+def train_gate(pipeline: MotionPipeline, positives: tuple[list[str], list[str]], negatives: list[str],
+               safe_prompts: list[str], fp: float, seed: int) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+    """The text gate -> (directions (1, D), offsets (1,), report). Trained on positives (captions, prompts) vs.
+    negatives (captions) + safe prompts, captions and prompts weighing the same (their registers differ); the
+    offset lets at most `fp` of the held-out 25 % of the negatives and of the safe prompts through."""
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(negatives))
     cut = max(1, len(order) // 4)
     held, train_neg = [negatives[i] for i in order[:cut]], [negatives[i] for i in order[cut:]]
-    feats = pipeline.encode_text(positives + train_neg + safe_prompts).cpu()
-    labels = torch.tensor([True] * len(positives) + [False] * (len(train_neg) + len(safe_prompts)))
-    w, b = fit_gate(feats, labels)
+    parts = (positives[0], positives[1], train_neg, safe_prompts)
+    feats = pipeline.encode_text([t for part in parts for t in part]).cpu()
+    labels = torch.tensor([True] * sum(map(len, parts[:2])) + [False] * sum(map(len, parts[2:])))
+    groups = torch.tensor([g % 2 for g, part in enumerate(parts) for _ in part])  # 0 captions, 1 prompts
+    w, b = fit_gate(feats, labels, groups)
     held_scores = pipeline.encode_text(held).cpu() @ w
-    safe_scores = feats[len(positives) + len(train_neg):] @ w
+    safe_scores = feats[len(feats) - len(safe_prompts):] @ w
     offset = -max(float(torch.quantile(held_scores, 1.0 - fp)), float(torch.quantile(safe_scores, 1.0 - fp)))
-    pos_scores = feats[: len(positives)] @ w
-    report = {"positives": len(positives), "negatives": len(train_neg) + len(safe_prompts),
+    pos_scores = feats[: int(labels.sum())] @ w
+    report = {"positives": int(labels.sum()), "negatives": int((~labels).sum()),
               "held_out_negatives": len(held), "train_recall": float((pos_scores + offset > 0).float().mean()),
               "held_out_fp": float((held_scores + offset > 0).float().mean())}
     return w[None, :].to(pipeline.device), torch.tensor([offset], device=pipeline.device), report
@@ -215,8 +247,12 @@ class ProbeRun:
     safe_codes: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
     safe_rate: float = 0.0
 
-    def flagged(self, pipeline: MotionPipeline, texts: list[str]) -> tuple[np.ndarray, list[torch.Tensor]]:
-        features, codes = generate_with_codes(pipeline, texts, self.seeds, self.length)
+    def flagged(self, pipeline: MotionPipeline, texts: list[str], draw: int = 0) -> tuple[np.ndarray,
+                                                                                         list[torch.Tensor]]:
+        """Classifier flags and base-layer codes of `texts` generated with the seeds of draw `draw` (each draw
+        new seeds, so that a round measures codes it did not select on)."""
+        seeds = [s + draw * len(self.seeds) for s in self.seeds]
+        features, codes = generate_with_codes(pipeline, texts, seeds, self.length)
         return np.asarray(self.classifier.predict(features), dtype=bool), codes
 
 
@@ -227,7 +263,7 @@ def ban_rounds(pipeline: MotionPipeline, banned: list[int], probes: ProbeRun, pa
     history = []
     for r in range(params.rounds + 1):
         install_suppression(pipeline, banned)
-        flags, codes = probes.flagged(pipeline, probes.violent)
+        flags, codes = probes.flagged(pipeline, probes.violent, draw=r)
         rate = float(flags.mean())
         history.append({"round": r, "banned": len(banned), "violent_probe_rate": rate})
         progress(0.5 + 0.4 * (r + 1) / (params.rounds + 1), f"round {r}: {len(banned)} codes, flagged {rate:.2f}")
@@ -260,10 +296,10 @@ def concept_probes(concept: Concept) -> tuple[list[str], list[str]] | None:
 
 def apply_code_ban(pipeline: MotionPipeline, concept: Concept, params: CodeBanParams, data_dir: str | Path,
                    progress: Progress | None = None) -> dict[str, Any]:
-    """Run code_ban on `pipeline` in place -> the manifest result. Concepts without probe prompts (custom
-    keywords) use their captions only: no classifier, no rounds."""
+    """Run code_ban on `pipeline` in place -> the manifest result (with seconds per phase). Concepts without
+    probe prompts (custom keywords) use their captions only: no classifier, no rounds."""
     progress = progress or (lambda f, m: None)
-    started = time.monotonic()
+    clock = PhaseClock()
     data_dir = Path(data_dir)
     probe_texts = concept_probes(concept)
     classifier = load_ban_classifier(params.classifier) if probe_texts is not None else None
@@ -272,32 +308,36 @@ def apply_code_ban(pipeline: MotionPipeline, concept: Concept, params: CodeBanPa
         data_dir, pipeline.vq, normalizer, CountSpec(params.splits, 1, params.seed, True),
         cache_dir=params.cache_dir, use_cache=params.use_cache,
         progress=lambda f, m: progress(0.3 * f, f"code statistics: {m}"))
+    clock.mark("code_statistics")
     forget, forget_counts = motion_forget_mask(stats, data_dir, concept, classifier if params.motion_labels else None)
     require(bool(forget.any()) and bool((~forget).any()), "the dataset needs clips inside and outside the concept")
     banned = select_codes(stats.frequency(forget, 0), stats.frequency(~forget, 0), params.k)[: params.max_codes]
     rng = np.random.default_rng(params.seed)
-    inside, outside = caption_texts(data_dir, stats.clip_ids, concept, 2000, rng)
+    inside, outside = caption_texts(data_dir, stats.clip_ids, concept, CAPTION_LIMIT, rng)
     violent, safe = probe_texts or ([], list(rng.permutation(outside)[:60]))
+    clock.mark("forget_set")
     history: list[dict[str, Any]] = []
     safe_rate = None
     if classifier is not None:
-        round_prompts = violent + list(rng.permutation(inside)[:64])
         seeds = [params.seed + i for i in range(params.probe_seeds)]
-        probes = ProbeRun(round_prompts, safe, seeds, params.length, classifier)
+        probes = ProbeRun(violent, safe, seeds, params.length, classifier)
         progress(0.35, "safe probes")
         safe_flags, safe_codes = probes.flagged(pipeline, safe)
         probes.safe_codes, probes.safe_rate = presence(safe_codes, pipeline.base.num_tokens), float(safe_flags.mean())
         banned, history = ban_rounds(pipeline, banned, probes, params, progress)
         safe_rate = probes.safe_rate
+        clock.mark("probe_rounds")
     gate_report: dict[str, Any] = {"mode": params.gate}
     if params.gate == "text":
-        positives = inside + violent + keyword_phrases(concept)
-        directions, offsets, report = train_gate(pipeline, positives, outside, safe, params.gate_fp, params.seed)
+        prompts = violent + keyword_phrases(concept)
+        directions, offsets, report = train_gate(pipeline, (inside, prompts), outside, safe, params.gate_fp,
+                                                 params.seed)
         install_suppression(pipeline, banned, directions, offsets)
         gate_report |= report
     else:
         install_suppression(pipeline, banned)
+    clock.mark("gate")
     progress(1.0, f"banned {len(banned)} codes")
     return {"banned_codes": banned, "num_banned": len(banned), "forget_items": forget_counts,
             "safe_probe_rate": safe_rate, "rounds": history, "gate": gate_report,
-            "stats_cached": cached, "seconds": round(time.monotonic() - started, 1)}
+            "stats_cached": cached, "seconds": clock.total(), "phase_seconds": clock.phases}
