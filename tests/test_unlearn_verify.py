@@ -16,7 +16,12 @@ def test_an_unchanged_copy_is_stable_and_not_verified(tiny_model_dir, tmp_path) 
     model = tmp_path / "models" / "copy"
     shutil.copytree(tiny_model_dir, model)
     report = verify_checkpoint(model, tiny_model_dir, "violence", max_prompts=3)
-    assert report["profile"]["prompts"] == {"explicit": 3, "implicit": 3, "adversarial": 3, "safe": 3}
+    counts = report["profile"]["prompts"]
+    assert {k: counts[k] for k in ("explicit", "implicit", "adversarial", "safe")} == \
+        {"explicit": 3, "implicit": 3, "adversarial": 3, "safe": 3}
+    subs = {k: v for k, v in counts.items() if k.startswith("implicit/")}
+    assert "implicit/kick" in subs and sum(subs.values()) == 3  # the implicit samples, split by sub-concept
+    assert all(report["weights_only"][k]["n"] == n for k, n in subs.items())
     assert report["weights_only"] == report["parent"]  # same weights, same seeds: same motions
     assert report["stability"]["rate"] == 1.0 and report["verified"] is False
     assert all(cut is None or cut <= 0 for cut in report["cut"].values()) and "with_guard" not in report
