@@ -95,17 +95,18 @@ class ForeignLoad:
 
     def __call__(self) -> float:
         with self._lock:
+            now = self.clock()
+            if self._last is not None and now - self._last[0] < self.window_s:
+                return self.value  # within the window: no /proc read
             try:
-                now, machine, own = self.clock(), self.machine(), self.own()
+                machine, own = self.machine(), self.own()
             except (OSError, ValueError, IndexError):
                 return 0.0
-            if self._last is None:
-                self._last = (now, machine, own)
-            elif now - self._last[0] >= self.window_s:
+            if self._last is not None:
                 elapsed = now - self._last[0]
                 foreign = (machine - self._last[1]) - (own - self._last[2])
                 self.value = max(0.0, foreign / self.ticks_per_s / elapsed)
-                self._last = (now, machine, own)
+            self._last = (now, machine, own)
             return self.value
 
 

@@ -198,6 +198,20 @@ def finished(http: httpx.Client, job_id: str, timeout_s: float) -> dict:
                     timeout_s, f"job {job_id} to finish")
 
 
+def restarted_runs(tmp_path: Path, tiny_model_dir: Path, job: str | None = None) -> bool:
+    """A new `hmu serve` on the same folder finishes `job` (None: a new generate job) and stops with status 0."""
+    again = Service(tmp_path, tiny_model_dir, TEST_ENV)
+    try:
+        again.start()
+        if job is None:
+            job = again.http.post("/generate", json={"text": "a person walks", "length_frames": 40, "seed": 2,
+                                                     "wait_seconds": 0}).json()["job_id"]
+        assert finished(again.http, job, 120)["state"] == "succeeded"
+    finally:
+        again.stop()
+    return again.process.returncode == 0
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(400)
 def test_sigterm_stops_everything_in_order_and_loses_no_job(tmp_path: Path, tiny_model_dir: Path):
@@ -215,13 +229,7 @@ def test_sigterm_stops_everything_in_order_and_loses_no_job(tmp_path: Path, tiny
         assert all(gone(server) for server in servers), "the embedded redis-server outlived hmu serve"
     finally:
         service.stop()
-    again = Service(tmp_path, tiny_model_dir, TEST_ENV)
-    try:
-        again.start()
-        assert finished(again.http, job, 120)["state"] == "succeeded"  # done before the stop, or after restart
-    finally:
-        again.stop()
-    assert again.process.returncode == 0
+    assert restarted_runs(tmp_path, tiny_model_dir, job)  # done before the stop, or after the restart
 
 
 @pytest.mark.slow
@@ -263,12 +271,4 @@ def test_sigkill_of_serve_leaves_no_orphans(tmp_path: Path, tiny_model_dir: Path
         assert all(gone(server, 30) for server in servers), "the embedded redis-server outlived a killed hmu serve"
     finally:
         service.stop()
-    again = Service(tmp_path, tiny_model_dir, TEST_ENV)
-    try:
-        again.start()
-        job = again.http.post("/generate", json={"text": "a person walks", "length_frames": 40, "seed": 2,
-                                                 "wait_seconds": 0}).json()["job_id"]
-        assert finished(again.http, job, 120)["state"] == "succeeded"
-    finally:
-        again.stop()
-    assert again.process.returncode == 0
+    assert restarted_runs(tmp_path, tiny_model_dir)

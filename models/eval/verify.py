@@ -89,9 +89,10 @@ def verify_checkpoint(model_dir: str | Path, parent_dir: str | Path, concept: st
     run = PromptRun.for_concept(concept.split("-")[0], seeds, length)
     sets = {name: _spread(run.sets[name], max_prompts) for name in (*SETS, "safe") if name in run.sets}
     for name, prompts in run.sets.items():  # sub-concepts of the implicit set (kick, ...): rates on its samples
-        chosen = [p for p in sets.get("implicit", []) if p in set(prompts)]
-        if name.startswith("implicit/") and chosen:
-            sets[name] = chosen
+        if name.startswith("implicit/"):
+            members = set(prompts)
+            if chosen := [p for p in sets.get("implicit", []) if p in members]:
+                sets[name] = chosen
     rows = [(p, s) for s in seeds for p in dict.fromkeys(p for ps in sets.values() for p in ps)]
     classifier = ViolenceClassifier.from_pretrained(default_model_dir("violence-classifier"))
     model, parent = MotionPipeline.from_pretrained(model_dir), MotionPipeline.from_pretrained(parent_dir)
